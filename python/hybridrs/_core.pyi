@@ -1,0 +1,42 @@
+"""Type stubs of the Rust extension ``hybridrs._core`` (hand-written; checked by stubtest)."""
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def query_metrics(
+    scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    first_row: int,
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    lang_offsets: npt.NDArray[np.int64],
+    recall_at: list[int],
+    map_at: int,
+    map_norm: str,
+) -> dict[str, npt.NDArray[Any]]:
+    """Per-question metrics of the score rows ``first_row .. first_row + len(scores)``.
+
+    ``scores`` is C-contiguous, ``(rows, n_candidates)``; candidates are grouped by language
+    (``lang_offsets``, L + 1 entries); relevance is CSR over all questions. Returns flat arrays
+    ``n_relevant``, ``ap``, ``ap_at_k``, ``recall`` (rows x K), ``rank_distance``, ``lang_ap``
+    (rows x L), ``lang_ap_at_k`` (rows x L), ``lang_recall`` (rows x L x K); NaN marks a
+    setting without a relevant candidate. Raises TypeError for a wrong dtype and ValueError
+    for a wrong shape or a non-finite score. Releases the GIL.
+    """
+
+def aggregate(
+    query_lang: npt.NDArray[np.int64],
+    n_langs: int,
+    n_ks: int,
+    ap: npt.NDArray[np.float64],
+    ap_at_k: npt.NDArray[np.float64],
+    recall: npt.NDArray[np.float64],
+    rank_distance: npt.NDArray[np.float64],
+    lang_ap: npt.NDArray[np.float64],
+    lang_ap_at_k: npt.NDArray[np.float64],
+    lang_recall: npt.NDArray[np.float64],
+) -> dict[str, Any]:
+    """Per-setting means of per-question metrics (``pair_map`` L x L, ``multi_map`` L, ...)."""

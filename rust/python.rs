@@ -1,0 +1,182 @@
+//! The thin PyO3 layer: converts numpy arrays (without copies) and delegates to the core, with
+//! the GIL released for the long work. No logic lives here.
+
+use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::error::CoreError;
+use crate::eval;
+
+impl From<CoreError> for PyErr {
+    fn from(e: CoreError) -> PyErr {
+        PyValueError::new_err(e.to_string())
+    }
+}
+
+/// Runs `f` with the GIL released and maps core errors: the one place that detaches.
+fn detached<T: Send, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    F: Send + FnOnce() -> Result<T, CoreError>,
+{
+    py.detach(f).map_err(PyErr::from)
+}
+
+fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
+    a: &'a numpy::PyReadonlyArray<'_, T, D>,
+    field: &str,
+) -> PyResult<&'a [T]> {
+    a.as_slice().map_err(|_| {
+        PyValueError::new_err(format!(
+            "{field}: must be a C-contiguous array (use numpy.ascontiguousarray)"
+        ))
+    })
+}
+
+fn i64_array<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray1<'py, i64>> {
+    obj.extract::<PyReadonlyArray1<'py, i64>>()
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected a 1-d numpy array of int64")))
+}
+
+enum Scores<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+fn scores_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Scores<'py>> {
+    if let Ok(a) = obj.extract::<PyReadonlyArray2<'py, f32>>() {
+        return Ok(Scores::F32(a));
+    }
+    if let Ok(a) = obj.extract::<PyReadonlyArray2<'py, f64>>() {
+        return Ok(Scores::F64(a));
+    }
+    Err(PyTypeError::new_err(
+        "scores: expected a 2-d numpy array of float32 or float64",
+    ))
+}
+
+/// Per-question metrics of a block of score rows; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm))]
+#[allow(clippy::too_many_arguments)]
+fn query_metrics<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    first_row: usize,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    lang_offsets: &Bound<'py, PyAny>,
+    recall_at: Vec<usize>,
+    map_at: usize,
+    map_norm: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
+    let indices = i64_array(relevance_indices, "relevance_indices")?;
+    let offsets = i64_array(lang_offsets, "lang_offsets")?;
+    let spec = eval::Spec {
+        recall_ks: recall_at,
+        map_k: map_at,
+        map_norm: eval::MapNorm::parse(map_norm)?,
+    };
+    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
+    let rel = eval::Relevance {
+        indptr: contiguous(&indptr, "relevance_indptr")?,
+        indices: contiguous(&indices, "relevance_indices")?,
+    };
+    let s = scores_array(scores)?;
+    let m = match &s {
+        Scores::F32(a) => {
+            let shape = a.shape();
+            check_cols(shape, layout.n_candidates())?;
+            let data = contiguous(a, "scores")?;
+            let n = shape[0];
+            detached(py, || {
+                eval::query_metrics(data, n, first_row, &rel, &layout, &spec)
+            })?
+        }
+        Scores::F64(a) => {
+            let shape = a.shape();
+            check_cols(shape, layout.n_candidates())?;
+            let data = contiguous(a, "scores")?;
+            let n = shape[0];
+            detached(py, || {
+                eval::query_metrics(data, n, first_row, &rel, &layout, &spec)
+            })?
+        }
+    };
+    let d = PyDict::new(py);
+    d.set_item("n_relevant", m.n_relevant.into_pyarray(py))?;
+    d.set_item("ap", m.ap.into_pyarray(py))?;
+    d.set_item("ap_at_k", m.ap_at_k.into_pyarray(py))?;
+    d.set_item("recall", m.recall.into_pyarray(py))?;
+    d.set_item("rank_distance", m.rank_distance.into_pyarray(py))?;
+    d.set_item("lang_ap", m.lang_ap.into_pyarray(py))?;
+    d.set_item("lang_ap_at_k", m.lang_ap_at_k.into_pyarray(py))?;
+    d.set_item("lang_recall", m.lang_recall.into_pyarray(py))?;
+    Ok(d)
+}
+
+fn check_cols(shape: &[usize], n_candidates: usize) -> PyResult<()> {
+    if shape[1] != n_candidates {
+        return Err(PyValueError::new_err(format!(
+            "scores: has {} columns but the data set has {n_candidates} candidates",
+            shape[1]
+        )));
+    }
+    Ok(())
+}
+
+/// Per-setting means of per-question metrics; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (query_lang, n_langs, n_ks, ap, ap_at_k, recall, rank_distance, lang_ap, lang_ap_at_k, lang_recall))]
+#[allow(clippy::too_many_arguments)]
+fn aggregate<'py>(
+    py: Python<'py>,
+    query_lang: &Bound<'py, PyAny>,
+    n_langs: usize,
+    n_ks: usize,
+    ap: PyReadonlyArray1<'py, f64>,
+    ap_at_k: PyReadonlyArray1<'py, f64>,
+    recall: PyReadonlyArray1<'py, f64>,
+    rank_distance: PyReadonlyArray1<'py, f64>,
+    lang_ap: PyReadonlyArray1<'py, f64>,
+    lang_ap_at_k: PyReadonlyArray1<'py, f64>,
+    lang_recall: PyReadonlyArray1<'py, f64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let ql = i64_array(query_lang, "query_lang")?;
+    let view = eval::QueryMetricsView {
+        n_langs,
+        n_ks,
+        ap: contiguous(&ap, "ap")?,
+        ap_at_k: contiguous(&ap_at_k, "ap_at_k")?,
+        recall: contiguous(&recall, "recall")?,
+        rank_distance: contiguous(&rank_distance, "rank_distance")?,
+        lang_ap: contiguous(&lang_ap, "lang_ap")?,
+        lang_ap_at_k: contiguous(&lang_ap_at_k, "lang_ap_at_k")?,
+        lang_recall: contiguous(&lang_recall, "lang_recall")?,
+    };
+    let qls = contiguous(&ql, "query_lang")?;
+    let a = detached(py, || eval::aggregate(&view, qls))?;
+    let d = PyDict::new(py);
+    d.set_item("pair_n", a.pair_n.into_pyarray(py))?;
+    d.set_item("pair_map", a.pair_map.into_pyarray(py))?;
+    d.set_item("pair_map_at_k", a.pair_map_at_k.into_pyarray(py))?;
+    d.set_item("pair_recall", a.pair_recall.into_pyarray(py))?;
+    d.set_item("multi_n", a.multi_n.into_pyarray(py))?;
+    d.set_item("multi_map", a.multi_map.into_pyarray(py))?;
+    d.set_item("multi_map_at_k", a.multi_map_at_k.into_pyarray(py))?;
+    d.set_item("multi_recall", a.multi_recall.into_pyarray(py))?;
+    d.set_item("rank_distance", a.rank_distance.into_pyarray(py))?;
+    d.set_item("multi_micro", a.multi_micro)?;
+    Ok(d)
+}
+
+/// The extension module `hybridrs._core`.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(query_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    Ok(())
+}
