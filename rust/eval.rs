@@ -343,7 +343,19 @@ fn count_row_avx2<T: Score>(
     count_row(row, offsets, thr, ge, gt)
 }
 
-/// Dispatches to an AVX2 build of the same loop when the CPU has it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+fn count_row_avx512<T: Score>(
+    row: &[T],
+    offsets: &[usize],
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    count_row(row, offsets, thr, ge, gt)
+}
+
+/// Dispatches to an AVX-512 or AVX2 build of the same loop when the CPU has it.
 fn count_row_dispatch<T: Score>(
     row: &[T],
     offsets: &[usize],
@@ -353,6 +365,13 @@ fn count_row_dispatch<T: Score>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
+            return unsafe { count_row_avx512(row, offsets, thr, ge, gt) };
+        }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
             return unsafe { count_row_avx2(row, offsets, thr, ge, gt) };

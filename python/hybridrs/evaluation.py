@@ -286,11 +286,10 @@ class EvalReport:
         n_l = len(self.languages)
         mat = np.where(self.pair_n > 0, self.pair_map, np.nan)
         col = np.where(self.multi_n > 0, self.multi_map, np.nan)[:, None]
-        size = 0.55 * n_l + 2.5
-        fig, (ax, ax2) = plt.subplots(
-            1, 2, figsize=(size + 1.2, 0.55 * n_l + 1.8),
-            gridspec_kw={"width_ratios": [n_l, 1.4]},
-        )
+        cell = 0.5
+        fig = plt.figure(figsize=(cell * (n_l + 4.5) + 1.5, cell * n_l + 1.6))
+        grid = fig.add_gridspec(1, 3, width_ratios=[n_l, 2.6, 0.35], wspace=0.08)
+        ax, ax2, cax = (fig.add_subplot(grid[0, i]) for i in range(3))
         cmap = plt.get_cmap("viridis").copy()
         cmap.set_bad("#dddddd")
         im = ax.imshow(mat, vmin=0, vmax=1, cmap=cmap)
@@ -298,29 +297,35 @@ class EvalReport:
         ax.set_yticks(range(n_l), self.languages)
         ax.set_xlabel("candidate language")
         ax.set_ylabel("question language")
+
+        def label(axis: Any, x: int, y: int, v: float) -> None:
+            axis.text(x, y, f"{v * 100:.0f}", ha="center", va="center", fontsize=7,
+                      color="white" if v < 0.6 else "black")
+
         for i in range(n_l):
             for j in range(n_l):
                 if not np.isnan(mat[i, j]):
-                    ax.text(j, i, f"{mat[i, j] * 100:.0f}", ha="center", va="center",
-                            fontsize=7, color="white" if mat[i, j] < 0.6 else "black")
-        ax2.imshow(col, vmin=0, vmax=1, cmap=cmap, aspect="auto")
-        ax2.set_xticks([0], ["multi"])
-        ax2.set_yticks(range(n_l), [
-            f"rd {v:.0f}" if n > 0 else "" for v, n in zip(self.rank_distance_by_lang, self.multi_n)
-        ], fontsize=7)
-        ax2.yaxis.tick_right()
+                    label(ax, j, i, mat[i, j])
+        # The pooled column, same row height, with the rank distance written beside it.
+        ax2.imshow(col, vmin=0, vmax=1, cmap=cmap, extent=(-0.5, 0.5, n_l - 0.5, -0.5))
+        ax2.set_xlim(-0.5, 2.1)
+        ax2.set_xticks([0, 1.3], ["multi", "rank dist."], fontsize=8)
+        ax2.set_yticks([])
+        for side in ("top", "right", "bottom", "left"):
+            ax2.spines[side].set_visible(False)
         for i in range(n_l):
             if not np.isnan(col[i, 0]):
-                ax2.text(0, i, f"{col[i, 0] * 100:.0f}", ha="center", va="center", fontsize=7,
-                         color="white" if col[i, 0] < 0.6 else "black")
+                label(ax2, 0, i, col[i, 0])
+                ax2.text(1.3, i, f"{self.rank_distance_by_lang[i]:.0f}", ha="center",
+                         va="center", fontsize=7)
+        fig.colorbar(im, cax=cax, label="mAP")
         s = self.summary()
         fig.suptitle(
-            title or f"{self.name} mAP x100 — mono {s['mono']:.3f}, cross {s['cross']:.3f}, "
-            f"multi {s['multi']:.3f}, rank dist. {s['rank_distance']:.0f}",
+            title or f"{self.name} mAP x100: mono {s['mono']:.3f}, cross {s['cross']:.3f}, "
+            f"multi {s['multi']:.3f}, rank distance {s['rank_distance']:.0f}",
             fontsize=9,
         )
-        fig.colorbar(im, ax=[ax, ax2], shrink=0.8, label="mAP")
-        fig.savefig(path, dpi=120)
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
 
     def __repr__(self) -> str:

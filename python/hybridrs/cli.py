@@ -1,0 +1,114 @@
+"""Command-line entry points: ``hybridrs-eval``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .data import load_lareqa
+from .evaluation import evaluate
+
+__all__ = ["eval_main"]
+
+DEFAULT_DATA = "../shared/data/xquad-r"
+
+
+def _eval_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hybridrs-eval",
+        description=(
+            "Zero-shot evaluation of a multilingual retriever on LAReQA-format sets (XQuAD-R, "
+            "MLQA-R): mAP for every mono- and cross-lingual language pair, pooled multilingual "
+            "mAP, rank distance (language bias), recall@k. Prints the summary table and writes "
+            "JSON and a heatmap PNG per data set."
+        ),
+    )
+    p.add_argument("--data", nargs="+", default=[DEFAULT_DATA],
+                   help=f"LAReQA directories (default: {DEFAULT_DATA})")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--encoder", default="tfidf",
+                     help="'tfidf' (character n-gram baseline, default) or a local "
+                          "transformers model directory")
+    src.add_argument("--scores", type=Path,
+                     help="a precomputed .npy score matrix (questions x candidates); one --data")
+    p.add_argument("--languages", nargs="+", help="restrict to these language codes")
+    p.add_argument("--query_prefix", default=None,
+                   help="prefix of questions (e5 models: 'query: '; default: the model's own)")
+    p.add_argument("--passage_prefix", default=None,
+                   help="prefix of candidates (e5 models: 'passage: ')")
+    p.add_argument("--with_context", action="store_true",
+                   help="encode candidates as (sentence, context), as LAReQA's variant")
+    p.add_argument("--max_length", type=int, default=128, help="max tokens per text")
+    p.add_argument("--batch_size", type=int, default=64, help="texts per forward pass")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--recall_at", type=int, nargs="+", default=[1, 10])
+    p.add_argument("--map_at", type=int, default=10)
+    p.add_argument("--map_norm", default="R", choices=["R", "min(k,R)"])
+    p.add_argument("--output_dir", type=Path, default=Path("eval-out"),
+                   help="where the JSON reports and heatmaps go (default: eval-out)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bars")
+    return p
+
+
+def eval_main(argv: Sequence[str] | None = None) -> int:
+    """``hybridrs-eval``: evaluates an encoder or a score matrix; returns the exit status."""
+    parser = _eval_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run_eval(args)
+    except (ValueError, TypeError, ImportError, OSError) as e:
+        print(f"hybridrs-eval: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    if args.scores is not None and len(args.data) != 1:
+        raise ValueError("--scores: give exactly one --data set with a score matrix")
+    progress = not args.no_progress
+    encoder = None
+    if args.scores is None:
+        from .encoders import load_encoder
+
+        kwargs = {}
+        if args.encoder != "tfidf":
+            kwargs = {
+                "query_prefix": args.query_prefix,
+                "passage_prefix": args.passage_prefix,
+                "max_length": args.max_length,
+                "batch_size": args.batch_size,
+                "device": args.device,
+            }
+        encoder = load_encoder(args.encoder, **kwargs)
+    args.output_dir.mkdir(parents=True, exist_ok=True)
+    opts = {"recall_at": args.recall_at, "map_at": args.map_at, "map_norm": args.map_norm}
+    for path in args.data:
+        ds = load_lareqa(path, languages=args.languages)
+        t0 = time.perf_counter()
+        if args.scores is not None:
+            try:
+                scores = np.load(args.scores, mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise ValueError(f"--scores: cannot read {args.scores}: {e}") from None
+            report = evaluate(ds, np.asarray(scores), **opts)
+        elif hasattr(encoder, "scores"):
+            report = evaluate(ds, encoder.scores(ds, args.with_context, progress), **opts)
+        else:
+            q, c = encoder.embed(ds, args.with_context, progress)  # type: ignore[union-attr]
+            report = evaluate(ds, q, c, progress=progress, **opts)
+        name = Path(path).name or "data"
+        report.name = name
+        print(report.table())
+        print(f"({time.perf_counter() - t0:.1f} s)\n")
+        report.to_json(args.output_dir / f"{name}.json")
+        report.plot(args.output_dir / f"{name}.png")
+        print(f"wrote {args.output_dir / (name + '.json')} and {args.output_dir / (name + '.png')}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(eval_main())
