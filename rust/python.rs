@@ -27,7 +27,9 @@ fn contiguous<'a, T: numpy::Element, D: numpy::ndarray::Dimension>(
     a: &'a numpy::PyReadonlyArray<'_, T, D>,
     field: &str,
 ) -> PyResult<&'a [T]> {
-    a.as_slice().map_err(|_| {
+    // `as_slice` also accepts Fortran order, which would read columns as rows: require C order.
+    let c_order = a.is_c_contiguous();
+    a.as_slice().ok().filter(|_| c_order).ok_or_else(|| {
         PyValueError::new_err(format!(
             "{field}: must be a C-contiguous array (use numpy.ascontiguousarray)"
         ))

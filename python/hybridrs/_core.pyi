@@ -5,6 +5,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["__version__", "aggregate", "query_metrics"]
+
 __version__: str
 
 def query_metrics(

@@ -28,29 +28,49 @@ def _eval_parser() -> argparse.ArgumentParser:
             "JSON and a heatmap PNG per data set."
         ),
     )
-    p.add_argument("--data", nargs="+", default=[DEFAULT_DATA],
-                   help=f"LAReQA directories (default: {DEFAULT_DATA})")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=[DEFAULT_DATA],
+        help=f"LAReQA directories (default: {DEFAULT_DATA})",
+    )
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--encoder", default="tfidf",
-                     help="'tfidf' (character n-gram baseline, default) or a local "
-                          "transformers model directory")
-    src.add_argument("--scores", type=Path,
-                     help="a precomputed .npy score matrix (questions x candidates); one --data")
+    src.add_argument(
+        "--encoder",
+        default="tfidf",
+        help="'tfidf' (character n-gram baseline, default) or a local transformers model directory",
+    )
+    src.add_argument(
+        "--scores",
+        type=Path,
+        help="a precomputed .npy score matrix (questions x candidates); one --data",
+    )
     p.add_argument("--languages", nargs="+", help="restrict to these language codes")
-    p.add_argument("--query_prefix", default=None,
-                   help="prefix of questions (e5 models: 'query: '; default: the model's own)")
-    p.add_argument("--passage_prefix", default=None,
-                   help="prefix of candidates (e5 models: 'passage: ')")
-    p.add_argument("--with_context", action="store_true",
-                   help="encode candidates as (sentence, context), as LAReQA's variant")
+    p.add_argument(
+        "--query_prefix",
+        default=None,
+        help="prefix of questions (e5 models: 'query: '; default: the model's own)",
+    )
+    p.add_argument(
+        "--passage_prefix", default=None, help="prefix of candidates (e5 models: 'passage: ')"
+    )
+    p.add_argument(
+        "--with_context",
+        action="store_true",
+        help="encode candidates as (sentence, context), as LAReQA's variant",
+    )
     p.add_argument("--max_length", type=int, default=128, help="max tokens per text")
     p.add_argument("--batch_size", type=int, default=64, help="texts per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.add_argument("--recall_at", type=int, nargs="+", default=[1, 10])
     p.add_argument("--map_at", type=int, default=10)
     p.add_argument("--map_norm", default="R", choices=["R", "min(k,R)"])
-    p.add_argument("--output_dir", type=Path, default=Path("eval-out"),
-                   help="where the JSON reports and heatmaps go (default: eval-out)")
+    p.add_argument(
+        "--output_dir",
+        type=Path,
+        default=Path("eval-out"),
+        help="where the JSON reports and heatmaps go (default: eval-out)",
+    )
     p.add_argument("--no_progress", action="store_true", help="no progress bars")
     return p
 
@@ -70,10 +90,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.scores is not None and len(args.data) != 1:
         raise ValueError("--scores: give exactly one --data set with a score matrix")
     progress = not args.no_progress
-    encoder = None
-    if args.scores is None:
-        from .encoders import load_encoder
+    from .encoders import TfidfEncoder, TransformerEncoder, load_encoder
 
+    encoder: TfidfEncoder | TransformerEncoder | None = None
+    if args.scores is None:
         kwargs = {}
         if args.encoder != "tfidf":
             kwargs = {
@@ -95,10 +115,11 @@ def _run_eval(args: argparse.Namespace) -> int:
             except (OSError, ValueError) as e:
                 raise ValueError(f"--scores: cannot read {args.scores}: {e}") from None
             report = evaluate(ds, np.asarray(scores), **opts)
-        elif hasattr(encoder, "scores"):
+        elif isinstance(encoder, TfidfEncoder):
             report = evaluate(ds, encoder.scores(ds, args.with_context, progress), **opts)
         else:
-            q, c = encoder.embed(ds, args.with_context, progress)  # type: ignore[union-attr]
+            assert encoder is not None
+            q, c = encoder.embed(ds, args.with_context, progress)
             report = evaluate(ds, q, c, progress=progress, **opts)
         name = Path(path).name or "data"
         report.name = name

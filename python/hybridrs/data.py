@@ -109,9 +109,9 @@ class RetrievalSet:
         self.relevance_indptr = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
         flat = [c for r in relevance for c in r]
         self.relevance_indices = np.array(flat, dtype=np.int64)
-        if flat and (self.relevance_indices.min() < 0 or self.relevance_indices.max() >= len(
-            self.candidates
-        )):
+        if flat and (
+            self.relevance_indices.min() < 0 or self.relevance_indices.max() >= len(self.candidates)
+        ):
             raise ValueError("relevance: candidate index out of range")
 
     # -- views -------------------------------------------------------------------------------

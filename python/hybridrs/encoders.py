@@ -35,7 +35,9 @@ class TfidfEncoder:
 
     name = "tfidf"
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 3), max_features: int | None = None):
+    def __init__(
+        self, ngram_range: tuple[int, int] = (1, 3), max_features: int | None = None
+    ) -> None:
         self.ngram_range = ngram_range
         self.max_features = max_features
 
@@ -115,7 +117,9 @@ class TransformerEncoder:
                 "here; pass a directory holding config.json and the weights, or 'tfidf')"
             )
         if not (root / "config.json").exists():
-            raise ValueError(f"encoder: {str(root)!r} has no config.json (not a transformers model)")
+            raise ValueError(
+                f"encoder: {str(root)!r} has no config.json (not a transformers model)"
+            )
         try:
             import torch
             from transformers import AutoModel, AutoTokenizer
@@ -143,7 +147,8 @@ class TransformerEncoder:
         prompts = _read_json(root / "config_sentence_transformers.json").get("prompts", {}) or {}
         self.query_prefix = query_prefix if query_prefix is not None else prompts.get("query", "")
         self.passage_prefix = (
-            passage_prefix if passage_prefix is not None
+            passage_prefix
+            if passage_prefix is not None
             else prompts.get("passage", prompts.get("document", ""))
         )
 
@@ -164,7 +169,10 @@ class TransformerEncoder:
                 idx = order[a : a + self.batch_size]
                 batch = [prefix + texts[i] for i in idx]
                 enc = self.tokenizer(
-                    batch, padding=True, truncation=True, max_length=self.max_length,
+                    batch,
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
                     return_tensors="pt",
                 ).to(self.device)
                 hidden = self.model(**enc).last_hidden_state
@@ -189,10 +197,12 @@ class TransformerEncoder:
         self, dataset: RetrievalSet, with_context: bool = False, progress: bool = True
     ) -> tuple[np.ndarray, np.ndarray]:
         """(question embeddings, candidate embeddings) of a retrieval set."""
-        q = self.encode([x.text for x in dataset.questions], self.query_prefix, progress,
-                        "questions")
-        c = self.encode(candidate_texts(dataset, with_context), self.passage_prefix, progress,
-                        "candidates")
+        q = self.encode(
+            [x.text for x in dataset.questions], self.query_prefix, progress, "questions"
+        )
+        c = self.encode(
+            candidate_texts(dataset, with_context), self.passage_prefix, progress, "candidates"
+        )
         return q, c
 
 

@@ -186,34 +186,44 @@ class EvalReport:
         keep = set(self.languages if languages is None else languages)
         idx = [i for i, lang in enumerate(self.languages) if lang in keep]
         mono = [self.pair_map[i, i] for i in idx if self.pair_n[i, i] > 0]
-        cross = [
-            self.pair_map[i, j]
-            for i in idx
-            for j in idx
-            if i != j and self.pair_n[i, j] > 0
-        ]
+        cross = [self.pair_map[i, j] for i in idx for j in idx if i != j and self.pair_n[i, j] > 0]
         multi = [self.multi_map[i] for i in idx if self.multi_n[i] > 0]
         rd = [self.rank_distance_by_lang[i] for i in idx if self.multi_n[i] > 0]
-        return {"mono": _mean(mono), "cross": _mean(cross), "multi": _mean(multi),
-                "rank_distance": _mean(rd)}
+        return {
+            "mono": _mean(mono),
+            "cross": _mean(cross),
+            "multi": _mean(multi),
+            "rank_distance": _mean(rd),
+        }
 
     def table(self) -> str:
         """A plain-text summary table: the mAP matrix, then the pooled columns."""
         langs = self.languages
         w = 7
         lines = [f"{self.name or 'evaluation'}: mAP, query language (rows) x candidate language"]
-        lines.append("".ljust(5) + "".join(lc.rjust(w) for lc in langs) + "multi".rjust(w + 1)
-                     + "rankd".rjust(w + 1) + "n".rjust(w))
+        lines.append(
+            "".ljust(5)
+            + "".join(lc.rjust(w) for lc in langs)
+            + "multi".rjust(w + 1)
+            + "rankd".rjust(w + 1)
+            + "n".rjust(w)
+        )
 
         def fmt(v: float, n: int) -> str:
             return ("-" if n == 0 or math.isnan(v) else f"{v:.3f}").rjust(w)
 
         for i, lq in enumerate(langs):
-            row = "".join(fmt(self.pair_map[i, j], int(self.pair_n[i, j])) for j in range(len(langs)))
+            row = "".join(
+                fmt(self.pair_map[i, j], int(self.pair_n[i, j])) for j in range(len(langs))
+            )
             rd = self.rank_distance_by_lang[i]
             lines.append(
-                lq.ljust(5) + row + " " + fmt(self.multi_map[i], int(self.multi_n[i]))
-                + " " + ("-" if self.multi_n[i] == 0 else f"{rd:.1f}").rjust(w)
+                lq.ljust(5)
+                + row
+                + " "
+                + fmt(self.multi_map[i], int(self.multi_n[i]))
+                + " "
+                + ("-" if self.multi_n[i] == 0 else f"{rd:.1f}").rjust(w)
                 + str(int(self.multi_n[i])).rjust(w)
             )
         s = self.summary()
@@ -263,12 +273,16 @@ class EvalReport:
         return {
             "name": self.name,
             "languages": list(self.languages),
-            "summary": {k: (clean(v) if isinstance(v, float) else v)
-                        for k, v in self.summary().items()},
+            "summary": {
+                k: (clean(v) if isinstance(v, float) else v) for k, v in self.summary().items()
+            },
             "pairs": settings,
             "multi": multi,
-            "options": {"recall_at": list(self.recall_at), "map_at": self.map_at,
-                        "map_norm": self.map_norm},
+            "options": {
+                "recall_at": list(self.recall_at),
+                "map_at": self.map_at,
+                "map_norm": self.map_norm,
+            },
         }
 
     def to_json(self, path: str | Path) -> None:
@@ -290,8 +304,7 @@ class EvalReport:
         fig = plt.figure(figsize=(cell * (n_l + 4.5) + 1.5, cell * n_l + 1.6))
         grid = fig.add_gridspec(1, 3, width_ratios=[n_l, 2.6, 0.35], wspace=0.08)
         ax, ax2, cax = (fig.add_subplot(grid[0, i]) for i in range(3))
-        cmap = plt.get_cmap("viridis").copy()
-        cmap.set_bad("#dddddd")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="#dddddd")
         im = ax.imshow(mat, vmin=0, vmax=1, cmap=cmap)
         ax.set_xticks(range(n_l), self.languages)
         ax.set_yticks(range(n_l), self.languages)
@@ -299,8 +312,15 @@ class EvalReport:
         ax.set_ylabel("question language")
 
         def label(axis: Any, x: int, y: int, v: float) -> None:
-            axis.text(x, y, f"{v * 100:.0f}", ha="center", va="center", fontsize=7,
-                      color="white" if v < 0.6 else "black")
+            axis.text(
+                x,
+                y,
+                f"{v * 100:.0f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if v < 0.6 else "black",
+            )
 
         for i in range(n_l):
             for j in range(n_l):
@@ -316,12 +336,19 @@ class EvalReport:
         for i in range(n_l):
             if not np.isnan(col[i, 0]):
                 label(ax2, 0, i, col[i, 0])
-                ax2.text(1.3, i, f"{self.rank_distance_by_lang[i]:.0f}", ha="center",
-                         va="center", fontsize=7)
+                ax2.text(
+                    1.3,
+                    i,
+                    f"{self.rank_distance_by_lang[i]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                )
         fig.colorbar(im, cax=cax, label="mAP")
         s = self.summary()
         fig.suptitle(
-            title or f"{self.name} mAP x100: mono {s['mono']:.3f}, cross {s['cross']:.3f}, "
+            title
+            or f"{self.name} mAP x100: mono {s['mono']:.3f}, cross {s['cross']:.3f}, "
             f"multi {s['multi']:.3f}, rank distance {s['rank_distance']:.0f}",
             fontsize=9,
         )
@@ -416,8 +443,9 @@ def evaluate(
         scores = _float_matrix(scores_or_queries, "scores")
         _check_rows(scores, nq, "scores", "questions")
         if scores.shape[1] != nc:
-            raise ValueError(f"scores: has {scores.shape[1]} columns but the data set has "
-                             f"{nc} candidates")
+            raise ValueError(
+                f"scores: has {scores.shape[1]} columns but the data set has {nc} candidates"
+            )
         per = _core.query_metrics(np.ascontiguousarray(scores), 0, *common)
     else:
         q = _float_matrix(scores_or_queries, "query_embeddings")
@@ -425,8 +453,10 @@ def evaluate(
         _check_rows(q, nq, "query_embeddings", "questions")
         _check_rows(c, nc, "candidate_embeddings", "candidates")
         if q.shape[1] != c.shape[1]:
-            raise ValueError(f"candidate_embeddings: dimension {c.shape[1]} differs from "
-                             f"query_embeddings' {q.shape[1]}")
+            raise ValueError(
+                f"candidate_embeddings: dimension {c.shape[1]} differs from "
+                f"query_embeddings' {q.shape[1]}"
+            )
         dtype = np.result_type(q.dtype, c.dtype)
         q = np.ascontiguousarray(q, dtype=dtype)
         ct = np.ascontiguousarray(c, dtype=dtype).T

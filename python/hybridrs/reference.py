@@ -19,6 +19,8 @@ __all__ = ["average_precision", "evaluate_scores", "query_setting_metrics", "ran
 
 def _tie_groups(scores: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Relevant and total counts per tie group, best group first."""
+    if scores.size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = np.argsort(-scores, kind="stable")
     s = scores[order]
     r = rel[order].astype(np.int64)
@@ -114,7 +116,9 @@ def evaluate_scores(
             micro.append(ap)
         for lc in range(n_l):
             a, b = int(offs[lc]), int(offs[lc + 1])
-            ap, ap_k, rec, _ = query_setting_metrics(row[a:b], rel[a:b], recall_at, map_at, map_norm)
+            ap, ap_k, rec, _ = query_setting_metrics(
+                row[a:b], rel[a:b], recall_at, map_at, map_norm
+            )
             if np.isnan(ap):
                 continue
             pair_n[lq, lc] += 1

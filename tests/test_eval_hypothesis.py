@@ -1,0 +1,95 @@
+"""Property tests: the Rust kernel equals the plain reference on random, tie-heavy inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hybridrs
+from hybridrs import reference
+from hybridrs.data import Candidate, Question, RetrievalSet
+
+FIELDS = ["pair_map", "pair_map_at_k", "pair_recall", "multi_map", "multi_map_at_k", "multi_recall"]
+
+
+@st.composite
+def problems(draw):
+    n_langs = draw(st.integers(1, 4))
+    langs = [f"l{i}" for i in range(n_langs)]
+    per_lang = [draw(st.integers(1 if i == 0 else 0, 6)) for i in range(n_langs)]
+    cands = [Candidate(lang, f"c{j}", "", 0) for lang, n in zip(langs, per_lang) for j in range(n)]
+    nc = len(cands)
+    nq = draw(st.integers(1, 8))
+    questions, relevance = [], []
+    for i in range(nq):
+        lang = draw(st.sampled_from(langs))
+        rel = sorted(draw(st.sets(st.integers(0, nc - 1), min_size=0, max_size=nc)))
+        questions.append(Question(lang, str(i), f"q{i}", rel[0] if rel else 0, 0))
+        relevance.append(rel)
+    ds = RetrievalSet(langs, questions, cands, relevance)
+    # few distinct values: many ties
+    levels = draw(st.integers(1, 4))
+    scores = np.array(
+        draw(st.lists(st.integers(0, levels), min_size=nq * nc, max_size=nq * nc)), dtype=np.float64
+    ).reshape(nq, nc)
+    scale = draw(st.sampled_from([1.0, 0.1, -3.5]))
+    return ds, scores * scale
+
+
+@settings(max_examples=300, deadline=None)
+@given(problems(), st.sampled_from(["R", "min(k,R)"]), st.integers(1, 5))
+def test_rust_equals_reference(problem, norm, k):
+    ds, scores = problem
+    rust = hybridrs.evaluate(ds, scores, recall_at=(1, k), map_at=k, map_norm=norm)
+    ref = reference.evaluate_scores(ds, scores, recall_at=(1, k), map_at=k, map_norm=norm)
+    for f in FIELDS:
+        np.testing.assert_allclose(getattr(rust, f), ref[f], atol=1e-12, equal_nan=True, err_msg=f)
+    np.testing.assert_array_equal(rust.pair_n, ref["pair_n"])
+    np.testing.assert_array_equal(rust.multi_n, ref["multi_n"])
+    np.testing.assert_allclose(rust.rank_distance_by_lang, ref["rank_distance"], equal_nan=True)
+    np.testing.assert_allclose(rust.multi_micro, ref["multi_micro"], equal_nan=True)
+    # float32 gives the same answers on these exactly representable values
+    rust32 = hybridrs.evaluate(
+        ds, scores.astype(np.float32), recall_at=(1, k), map_at=k, map_norm=norm
+    )
+    np.testing.assert_allclose(rust32.pair_map, rust.pair_map, atol=1e-12, equal_nan=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(-10, 10, allow_nan=False, width=32), min_size=1, max_size=40), st.data())
+def test_single_query_ap_equals_sklearn(values, data):
+    from sklearn.metrics import average_precision_score
+
+    scores = np.array(values, dtype=np.float64)
+    n = scores.size
+    rel = data.draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    rel = np.array(rel, dtype=bool)
+    if not rel.any():
+        rel[data.draw(st.integers(0, n - 1))] = True
+    ds = RetrievalSet(
+        ["xx"],
+        [Question("xx", "0", "q", 0, 0)],
+        [Candidate("xx", str(j), "", 0) for j in range(n)],
+        [np.flatnonzero(rel).tolist()],
+    )
+    r = hybridrs.evaluate(ds, scores[None, :])
+    want = average_precision_score(rel, scores)
+    assert abs(r.per_query["ap"][0] - want) < 1e-12
+    assert r.pair_map[0, 0] == r.per_query["ap"][0]
+
+
+def test_one_candidate_and_no_relevant():
+    ds = RetrievalSet(
+        ["a", "b"],
+        [Question("a", "0", "q", 0, 0), Question("b", "1", "q", 1, 0)],
+        [Candidate("a", "x", "", 0), Candidate("b", "y", "", 0)],
+        [[0], [1]],
+    )
+    r = hybridrs.evaluate(ds, np.array([[0.3, 0.3], [0.1, 0.2]]))
+    # question 0 has nothing relevant in language b: left out of (a, b)
+    assert r.n_questions("a", "b") == 0 and ("a", "b") not in r.cross
+    assert r.mono == {("a", "a"): 1.0, ("b", "b"): 1.0}
+    assert r.multi == {"a": 0.5, "b": 1.0}
+    one = RetrievalSet(["a"], [Question("a", "0", "q", 0, 0)], [Candidate("a", "x", "", 0)], [[0]])
+    assert hybridrs.evaluate(one, np.array([[1.0]])).summary()["multi"] == 1.0
