@@ -213,15 +213,6 @@ impl Relevance<'_> {
         }
         Ok(())
     }
-
-    /// Sorted, de-duplicated relevant columns of question `q`.
-    fn row(&self, q: usize) -> Vec<usize> {
-        let (a, b) = (self.indptr[q] as usize, self.indptr[q + 1] as usize);
-        let mut r: Vec<usize> = self.indices[a..b].iter().map(|&c| c as usize).collect();
-        r.sort_unstable();
-        r.dedup();
-        r
-    }
 }
 
 /// Per-question metrics of a block of score rows. NaN marks a setting in which the question has
@@ -380,16 +371,41 @@ fn count_row_dispatch<T: Score>(
     count_row(row, offsets, thr, ge, gt)
 }
 
-/// Metrics of one question from the relevant set's pooled and per-language counts.
-struct RowOut {
-    n_rel: u32,
-    ap: f64,
-    ap_at_k: f64,
-    rank_distance: f64,
-    recall: Vec<f64>,
-    lang_ap: Vec<f64>,
-    lang_ap_at_k: Vec<f64>,
-    lang_recall: Vec<f64>,
+/// Reusable per-task buffers (no allocation per row once warmed up).
+struct Scratch<T> {
+    cols: Vec<usize>,
+    thr: Vec<T>,
+    ge: Vec<u32>,
+    gt: Vec<u32>,
+    n_ge: Vec<u32>,
+    rank: Vec<u32>,
+    nrel: Vec<u32>,
+}
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch {
+            cols: Vec::new(),
+            thr: Vec::new(),
+            ge: Vec::new(),
+            gt: Vec::new(),
+            n_ge: Vec::new(),
+            rank: Vec::new(),
+            nrel: Vec::new(),
+        }
+    }
+}
+
+/// The outputs of one row.
+struct RowSink<'a> {
+    n_rel: &'a mut u32,
+    ap: &'a mut f64,
+    ap_at_k: &'a mut f64,
+    rank_distance: &'a mut f64,
+    recall: &'a mut [f64],
+    lang_ap: &'a mut [f64],
+    lang_ap_at_k: &'a mut [f64],
+    lang_recall: &'a mut [f64],
 }
 
 /// AP, AP@K and recall@K of a relevant set whose members have, per member `j`, the number of
@@ -423,6 +439,33 @@ fn set_metrics(
     (ap / k, ap_k / norm)
 }
 
+/// Fills `sc.n_ge`, `sc.rank`, `sc.nrel` for the relevant members `members` (indices into
+/// `sc.thr`), counting over the languages `langs` (one language, or all).
+fn member_counts<T: Score>(
+    sc: &mut Scratch<T>,
+    members: std::ops::Range<usize>,
+    lang: Option<usize>,
+    n_langs: usize,
+) {
+    sc.n_ge.clear();
+    sc.rank.clear();
+    sc.nrel.clear();
+    for j in members.clone() {
+        let (ge, gt) = match lang {
+            Some(l) => (sc.ge[j * n_langs + l], sc.gt[j * n_langs + l]),
+            None => (
+                sc.ge[j * n_langs..(j + 1) * n_langs].iter().sum(),
+                sc.gt[j * n_langs..(j + 1) * n_langs].iter().sum(),
+            ),
+        };
+        sc.n_ge.push(ge);
+        sc.rank.push(1 + gt);
+        let t = sc.thr[j];
+        sc.nrel
+            .push(sc.thr[members.clone()].iter().filter(|&&x| x >= t).count() as u32);
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn row_metrics<T: Score>(
     row: &[T],
@@ -431,85 +474,85 @@ fn row_metrics<T: Score>(
     rel: &Relevance<'_>,
     layout: &Layout,
     spec: &Spec,
-) -> CoreResult<RowOut> {
+    sc: &mut Scratch<T>,
+    out: RowSink<'_>,
+) -> CoreResult<()> {
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
-    let cols = rel.row(q);
-    let k = cols.len();
-    let thr: Vec<T> = cols.iter().map(|&c| row[c]).collect();
-    let mut ge = vec![0u32; k * n_langs];
-    let mut gt = vec![0u32; k * n_langs];
-    if !count_row_dispatch(row, &layout.offsets, &thr, &mut ge, &mut gt) {
+    // Relevant columns, sorted: columns are grouped by language, so each language's
+    // relevant members form one contiguous run.
+    let (a, b) = (rel.indptr[q] as usize, rel.indptr[q + 1] as usize);
+    sc.cols.clear();
+    sc.cols
+        .extend(rel.indices[a..b].iter().map(|&c| c as usize));
+    sc.cols.sort_unstable();
+    sc.cols.dedup();
+    let k = sc.cols.len();
+    sc.thr.clear();
+    sc.thr.extend(sc.cols.iter().map(|&c| row[c]));
+    sc.ge.clear();
+    sc.ge.resize(k * n_langs, 0);
+    sc.gt.clear();
+    sc.gt.resize(k * n_langs, 0);
+    if !count_row_dispatch(row, &layout.offsets, &sc.thr, &mut sc.ge, &mut sc.gt) {
         // Slow path only on error: find the first offending value for the message.
-        let (col, &v) = row
+        let (col, v) = row
             .iter()
             .enumerate()
             .find(|(_, x)| !x.finite())
-            .unwrap_or((0, &row[0]));
+            .map_or((0, f64::NAN), |(i, x)| (i, x.as_f64()));
         return Err(CoreError::NonFinite {
             row: row_in_block,
             col,
-            value: v.as_f64(),
+            value: v,
         });
     }
     let nan = f64::NAN;
-    let mut out = RowOut {
-        n_rel: k as u32,
-        ap: nan,
-        ap_at_k: nan,
-        rank_distance: nan,
-        recall: vec![nan; n_ks],
-        lang_ap: vec![nan; n_langs],
-        lang_ap_at_k: vec![nan; n_langs],
-        lang_recall: vec![nan; n_langs * n_ks],
-    };
+    *out.n_rel = k as u32;
+    *out.ap = nan;
+    *out.ap_at_k = nan;
+    *out.rank_distance = nan;
+    out.recall.fill(nan);
+    out.lang_ap.fill(nan);
+    out.lang_ap_at_k.fill(nan);
+    out.lang_recall.fill(nan);
     if k == 0 {
-        return Ok(out);
+        return Ok(());
     }
-    let rel_lang: Vec<usize> = cols.iter().map(|&c| layout.lang_of(c)).collect();
 
     // Pooled setting.
-    let n_ge: Vec<u32> = (0..k)
-        .map(|j| ge[j * n_langs..(j + 1) * n_langs].iter().sum())
-        .collect();
-    let rank: Vec<u32> = (0..k)
-        .map(|j| 1 + gt[j * n_langs..(j + 1) * n_langs].iter().sum::<u32>())
-        .collect();
-    let nrel_ge: Vec<u32> = (0..k)
-        .map(|j| thr.iter().filter(|&&t| t >= thr[j]).count() as u32)
-        .collect();
-    let (ap, ap_k) = set_metrics(&nrel_ge, &n_ge, &rank, spec, &mut out.recall);
-    out.ap = ap;
-    out.ap_at_k = ap_k;
-    let (mn, mx) = rank
+    member_counts(sc, 0..k, None, n_langs);
+    let (ap, ap_k) = set_metrics(&sc.nrel, &sc.n_ge, &sc.rank, spec, out.recall);
+    *out.ap = ap;
+    *out.ap_at_k = ap_k;
+    let (mn, mx) = sc
+        .rank
         .iter()
         .fold((u32::MAX, 0u32), |(a, b), &r| (a.min(r), b.max(r)));
-    out.rank_distance = f64::from(mx - mn);
+    *out.rank_distance = f64::from(mx - mn);
 
     // One setting per candidate language that holds a relevant candidate.
-    for l in 0..n_langs {
-        let members: Vec<usize> = (0..k).filter(|&j| rel_lang[j] == l).collect();
-        if members.is_empty() {
-            continue;
-        }
-        let n_ge_l: Vec<u32> = members.iter().map(|&j| ge[j * n_langs + l]).collect();
-        let rank_l: Vec<u32> = members.iter().map(|&j| 1 + gt[j * n_langs + l]).collect();
-        let nrel_l: Vec<u32> = members
-            .iter()
-            .map(|&j| members.iter().filter(|&&i| thr[i] >= thr[j]).count() as u32)
-            .collect();
+    let mut start = 0;
+    while start < k {
+        let l = layout.lang_of(sc.cols[start]);
+        let end = start + sc.cols[start..].partition_point(|&c| c < layout.offsets[l + 1]);
+        member_counts(sc, start..end, Some(l), n_langs);
         let (ap, ap_k) = set_metrics(
-            &nrel_l,
-            &n_ge_l,
-            &rank_l,
+            &sc.nrel,
+            &sc.n_ge,
+            &sc.rank,
             spec,
             &mut out.lang_recall[l * n_ks..(l + 1) * n_ks],
         );
         out.lang_ap[l] = ap;
         out.lang_ap_at_k[l] = ap_k;
+        start = end;
     }
-    Ok(out)
+    Ok(())
 }
+
+/// Rows handled by one parallel task.
+const ROWS_PER_TASK: usize = 32;
 
 /// Per-question metrics of the score rows `first_row..first_row + n_rows` (row-major `scores`,
 /// `n_rows x layout.n_candidates()`), against relevance `rel` (which covers all questions).
@@ -546,36 +589,58 @@ pub fn query_metrics<T: Score>(
     if n_cols == 0 {
         return Err(CoreError::shape("scores", "has no candidate columns"));
     }
-    let rows: Vec<RowOut> = scores
-        .par_chunks(n_cols)
-        .enumerate()
-        .map(|(i, row)| row_metrics(row, first_row + i, i, rel, layout, spec))
-        .collect::<CoreResult<Vec<RowOut>>>()?;
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
     let mut m = QueryMetrics {
         n_langs,
         n_ks,
-        n_relevant: Vec::with_capacity(n_rows),
-        ap: Vec::with_capacity(n_rows),
-        ap_at_k: Vec::with_capacity(n_rows),
-        recall: Vec::with_capacity(n_rows * n_ks),
-        rank_distance: Vec::with_capacity(n_rows),
-        lang_ap: Vec::with_capacity(n_rows * n_langs),
-        lang_ap_at_k: Vec::with_capacity(n_rows * n_langs),
-        lang_recall: Vec::with_capacity(n_rows * n_langs * n_ks),
+        n_relevant: vec![0; n_rows],
+        ap: vec![0.0; n_rows],
+        ap_at_k: vec![0.0; n_rows],
+        recall: vec![0.0; n_rows * n_ks],
+        rank_distance: vec![0.0; n_rows],
+        lang_ap: vec![0.0; n_rows * n_langs],
+        lang_ap_at_k: vec![0.0; n_rows * n_langs],
+        lang_recall: vec![0.0; n_rows * n_langs * n_ks],
     };
-    for r in rows {
-        m.n_relevant.push(r.n_rel);
-        m.ap.push(r.ap);
-        m.ap_at_k.push(r.ap_at_k);
-        m.recall.extend_from_slice(&r.recall);
-        m.rank_distance.push(r.rank_distance);
-        m.lang_ap.extend_from_slice(&r.lang_ap);
-        m.lang_ap_at_k.extend_from_slice(&r.lang_ap_at_k);
-        m.lang_recall.extend_from_slice(&r.lang_recall);
-    }
+    let r = ROWS_PER_TASK;
+    (
+        scores.par_chunks(n_cols * r),
+        m.n_relevant.par_chunks_mut(r),
+        m.ap.par_chunks_mut(r),
+        m.ap_at_k.par_chunks_mut(r),
+        m.recall.par_chunks_mut(r * n_ks.max(1)),
+        m.rank_distance.par_chunks_mut(r),
+        m.lang_ap.par_chunks_mut(r * n_langs),
+        m.lang_ap_at_k.par_chunks_mut(r * n_langs),
+        m.lang_recall.par_chunks_mut(r * n_langs * n_ks.max(1)),
+    )
+        .into_par_iter()
+        .enumerate()
+        .try_for_each_init(Scratch::<T>::default, |sc, (task, chunk)| {
+            let (s, n_rel, ap, ap_k, recall, rd, lang_ap, lang_ap_k, lang_recall) = chunk;
+            for (i, row) in s.chunks(n_cols).enumerate() {
+                let local = task * r + i;
+                let sink = RowSink {
+                    n_rel: &mut n_rel[i],
+                    ap: &mut ap[i],
+                    ap_at_k: &mut ap_k[i],
+                    rank_distance: &mut rd[i],
+                    recall: slice_mut(recall, i, n_ks),
+                    lang_ap: &mut lang_ap[i * n_langs..(i + 1) * n_langs],
+                    lang_ap_at_k: &mut lang_ap_k[i * n_langs..(i + 1) * n_langs],
+                    lang_recall: slice_mut(lang_recall, i, n_langs * n_ks),
+                };
+                row_metrics(row, first_row + local, local, rel, layout, spec, sc, sink)?;
+            }
+            Ok(())
+        })?;
     Ok(m)
+}
+
+/// The `i`-th run of `width` values (empty when `width` is 0).
+fn slice_mut(v: &mut [f64], i: usize, width: usize) -> &mut [f64] {
+    &mut v[i * width..(i + 1) * width]
 }
 
 /// Means per setting. NaN where a setting has no question (its count is 0).

@@ -1,0 +1,57 @@
+# Common tasks. Every target creates or reuses the project-local virtual environment .venv,
+# so nothing depends on what happens to be installed on the machine.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DATA   ?= ../shared/data
+
+.PHONY: setup run test test-rust test-python lint bench wheel clean
+
+$(VENV)/.stamp: pyproject.toml Cargo.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[model,dev]"
+	touch $@
+
+# Rebuild the extension whenever the Rust sources change.
+$(VENV)/.built: $(VENV)/.stamp $(wildcard rust/*.rs) Cargo.toml
+	$(VENV)/bin/maturin develop --release -q
+	touch $@
+
+setup: $(VENV)/.built
+
+## The main job on its built-in default: zero-shot evaluation of the TF-IDF baseline on XQuAD-R.
+run: setup
+	$(VENV)/bin/hybridrs-eval --data $(DATA)/xquad-r --output_dir eval-out
+
+## All tests: Rust unit tests, lints, type checks, stubs, then pytest (real data included).
+test: setup test-rust lint test-python
+
+test-rust:
+	cargo test --release
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features python -- -D warnings
+
+lint: setup
+	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/ruff format --check python tests benches
+	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest hybridrs._core
+
+test-python: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) benches/bench_eval.py
+
+## A release wheel, installed and smoke-tested in a fresh virtual environment.
+wheel: setup
+	rm -rf dist /tmp/hybridrs-wheel-venv
+	$(VENV)/bin/maturin build --release -q -o dist
+	$(PYTHON) -m venv /tmp/hybridrs-wheel-venv
+	/tmp/hybridrs-wheel-venv/bin/pip install -q dist/*.whl
+	cd /tmp && /tmp/hybridrs-wheel-venv/bin/python -c "import hybridrs; print('wheel ok', hybridrs.__version__)"
+
+clean:
+	rm -rf target dist $(VENV) eval-out

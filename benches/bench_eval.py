@@ -1,0 +1,119 @@
+"""Evaluator benchmark on the full XQuAD-R (13,090 questions x 13,014 candidates; pooled,
+121 language pairs, rank distance), everything side by side in one run:
+
+* the Rust evaluator (``hybridrs.evaluate``),
+* the numpy reference (``hybridrs.reference.evaluate_scores``, one sort per question/setting),
+* the scikit-learn loop (``average_precision_score`` per question and setting, one process),
+* one read pass over the same matrix (``scores.max(axis=1)``) as the physical floor,
+* the embeddings path (``evaluate(ds, Q, C)``, dim 384) against a bare ``Q @ C.T``.
+
+Run: ``python benches/bench_eval.py [--sklearn-sample N]`` (N questions of the sklearn loop,
+extrapolated to all; default all).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+import hybridrs
+from hybridrs import reference
+from hybridrs.encoders import TfidfEncoder
+
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xquad-r"
+
+
+def best_of(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def sklearn_loop(ds, scores, rows) -> None:
+    from sklearn.metrics import average_precision_score
+
+    offs = ds.lang_offsets
+    for i in rows:
+        row = scores[i].astype(np.float64)
+        rel = np.zeros(ds.n_candidates, dtype=bool)
+        rel[ds.relevant(i)] = True
+        average_precision_score(rel, row)
+        _ = [1 + int(np.count_nonzero(row > row[r])) for r in np.flatnonzero(rel)]
+        for lc in range(len(ds.languages)):
+            a, b = offs[lc], offs[lc + 1]
+            if rel[a:b].any():
+                average_precision_score(rel[a:b], row[a:b])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument(
+        "--sklearn-sample",
+        type=int,
+        default=0,
+        help="questions of the sklearn loop to time (0 = all)",
+    )
+    ap.add_argument("--repeat", type=int, default=5)
+    args = ap.parse_args()
+
+    ds = hybridrs.load_lareqa(DATA)
+    scores = TfidfEncoder().scores(ds)
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, numpy {np.__version__}"
+    )
+    print(
+        f"XQuAD-R: {ds.n_questions} questions x {ds.n_candidates} candidates "
+        f"({scores.nbytes / 2**20:.0f} MiB float32), TF-IDF scores"
+    )
+
+    t_rust = best_of(lambda: hybridrs.evaluate(ds, scores), args.repeat)
+    t_read = best_of(lambda: scores.max(axis=1), args.repeat)
+    t0 = time.perf_counter()
+    reference.evaluate_scores(ds, scores)
+    t_ref = time.perf_counter() - t0
+    n = ds.n_questions if args.sklearn_sample <= 0 else min(args.sklearn_sample, ds.n_questions)
+    rows = np.linspace(0, ds.n_questions - 1, n).astype(int)
+    t0 = time.perf_counter()
+    sklearn_loop(ds, scores, rows)
+    t_sk = (time.perf_counter() - t0) * ds.n_questions / n
+    sk_note = "" if n == ds.n_questions else f" (timed on {n} questions, scaled to all)"
+
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((ds.n_questions, 384), dtype=np.float32)
+    c = rng.standard_normal((ds.n_candidates, 384), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    out = np.empty((ds.n_questions, ds.n_candidates), dtype=np.float32)
+    t_mm = best_of(lambda: np.matmul(q, c.T, out=out), args.repeat)
+    t_emb = best_of(lambda: hybridrs.evaluate(ds, q, c), args.repeat)
+
+    print()
+    print(f"{'what':44s} {'seconds':>10s} {'ratio':>12s}")
+    print(f"{'Rust evaluator (all settings)':44s} {t_rust:10.4f} {'1.00':>12s}")
+    print(
+        f"{'read pass scores.max(axis=1) (floor)':44s} {t_read:10.4f} "
+        f"{t_rust / t_read:11.2f}x  Rust / read pass (target <= 2)"
+    )
+    print(f"{'numpy reference':44s} {t_ref:10.2f} {t_ref / t_rust:11.0f}x  faster")
+    print(
+        f"{'sklearn loop' + sk_note:44s} {t_sk:10.1f} {t_sk / t_rust:11.0f}x  faster "
+        "(target >= 1000)"
+    )
+    print(f"{'bare matmul Q @ C.T (d=384)':44s} {t_mm:10.4f}")
+    print(
+        f"{'evaluate(ds, Q, C) (blocked matmul + kernel)':44s} {t_emb:10.4f} "
+        f"{t_emb / t_mm:11.2f}x  of the bare matmul (target <= 1.2)"
+    )
+
+
+if __name__ == "__main__":
+    main()
