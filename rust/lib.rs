@@ -5,6 +5,8 @@
 
 pub mod error;
 pub mod eval;
+pub mod pool;
+pub mod sampler;
 
 #[cfg(feature = "python")]
 mod python;

@@ -153,7 +153,10 @@ impl PairPool {
 
     /// (caller rows, languages) of group `g`, sorted by language.
     pub fn group(&self, g: usize) -> (&[u32], &[u8]) {
-        let (a, b) = (self.group_start[g] as usize, self.group_start[g + 1] as usize);
+        let (a, b) = (
+            self.group_start[g] as usize,
+            self.group_start[g + 1] as usize,
+        );
         (&self.rows[a..b], &self.langs[a..b])
     }
 

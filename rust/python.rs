@@ -8,6 +8,8 @@ use pyo3::types::PyDict;
 
 use crate::error::CoreError;
 use crate::eval;
+use crate::pool::PairPool;
+use crate::sampler::{HybridSampler, SamplerConfig};
 
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
@@ -174,11 +176,154 @@ fn aggregate<'py>(
     Ok(d)
 }
 
+/// A pool of parallel rows grouped by question id; see `hybridrs._core.pyi`.
+#[pyclass(name = "PairPool", module = "hybridrs._core", frozen)]
+struct PyPairPool {
+    inner: PairPool,
+}
+
+#[pymethods]
+impl PyPairPool {
+    /// Builds a pool from int64 group ids and int64 language codes `0..n_langs`.
+    #[staticmethod]
+    fn from_codes(
+        py: Python<'_>,
+        group_ids: &Bound<'_, PyAny>,
+        langs: &Bound<'_, PyAny>,
+        n_langs: usize,
+    ) -> PyResult<Self> {
+        let g = i64_array(group_ids, "group_ids")?;
+        let l = i64_array(langs, "langs")?;
+        let (gs, ls) = (contiguous(&g, "group_ids")?, contiguous(&l, "langs")?);
+        let inner = detached(py, || PairPool::from_arrays(gs, ls, n_langs))?;
+        Ok(PyPairPool { inner })
+    }
+
+    /// A new pool keeping the language codes where `keep` is true and the groups with at least
+    /// `min_langs` of them.
+    #[pyo3(signature = (keep, min_langs))]
+    fn filter(&self, py: Python<'_>, keep: Option<Vec<bool>>, min_langs: usize) -> PyResult<Self> {
+        let inner = detached(py, || self.inner.filter(keep.as_deref(), min_langs))?;
+        Ok(PyPairPool { inner })
+    }
+
+    /// Counts of groups, rows and pairs.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.inner.stats();
+        let d = PyDict::new(py);
+        d.set_item("groups", s.groups)?;
+        d.set_item("rows", s.rows)?;
+        d.set_item("mono_pairs", s.mono_pairs)?;
+        d.set_item("cross_pairs", s.cross_pairs)?;
+        d.set_item("rows_per_lang", s.rows_per_lang.into_pyarray(py))?;
+        d.set_item("groups_by_size", s.groups_by_size.into_pyarray(py))?;
+        d.set_item("pair_counts", s.pair_counts.into_pyarray(py))?;
+        Ok(d)
+    }
+
+    /// (rows, language codes) of group `g`.
+    fn group(&self, g: usize) -> PyResult<(Vec<u32>, Vec<u8>)> {
+        if g >= self.inner.n_groups() {
+            return Err(PyValueError::new_err(format!(
+                "g: group {g} out of range 0..{}",
+                self.inner.n_groups()
+            )));
+        }
+        let (r, l) = self.inner.group(g);
+        Ok((r.to_vec(), l.to_vec()))
+    }
+
+    #[getter]
+    fn n_groups(&self) -> usize {
+        self.inner.n_groups()
+    }
+
+    #[getter]
+    fn n_rows(&self) -> usize {
+        self.inner.n_rows()
+    }
+
+    #[getter]
+    fn n_langs(&self) -> usize {
+        self.inner.n_langs()
+    }
+
+    #[getter]
+    fn nbytes(&self) -> usize {
+        self.inner.nbytes()
+    }
+}
+
+/// The hybrid batch sampler's planner; see `hybridrs._core.pyi`.
+#[pyclass(name = "HybridSampler", module = "hybridrs._core", frozen)]
+struct PySampler {
+    inner: HybridSampler,
+}
+
+#[pymethods]
+impl PySampler {
+    #[new]
+    #[pyo3(signature = (pool, batch_size, world_size, alpha, seed, lang_weights, drop_last))]
+    fn new(
+        pool: &PyPairPool,
+        batch_size: usize,
+        world_size: usize,
+        alpha: f64,
+        seed: u64,
+        lang_weights: Vec<f64>,
+        drop_last: bool,
+    ) -> PyResult<Self> {
+        let cfg = SamplerConfig {
+            batch_size,
+            world_size,
+            alpha,
+            seed,
+            lang_weights,
+            drop_last,
+        };
+        Ok(PySampler {
+            inner: HybridSampler::new(pool.inner.clone(), cfg)?,
+        })
+    }
+
+    #[getter]
+    fn steps(&self) -> usize {
+        self.inner.steps()
+    }
+
+    #[getter]
+    fn skipped_langs(&self) -> Vec<usize> {
+        self.inner.skipped_langs().to_vec()
+    }
+
+    /// Plans one epoch: `modes`, `q_rows`, `p_rows` (steps x global batch) and `stats`.
+    fn plan<'py>(&self, py: Python<'py>, epoch: u64) -> PyResult<Bound<'py, PyDict>> {
+        let p = detached(py, || Ok(self.inner.plan(epoch)))?;
+        let d = PyDict::new(py);
+        d.set_item("global_batch", p.global_batch)?;
+        d.set_item("modes", p.modes.into_pyarray(py))?;
+        d.set_item("q_rows", p.q_rows.into_pyarray(py))?;
+        d.set_item("p_rows", p.p_rows.into_pyarray(py))?;
+        let st = PyDict::new(py);
+        st.set_item("steps", p.stats.steps)?;
+        st.set_item("mono_steps", p.stats.mono_steps)?;
+        st.set_item("cross_steps", p.stats.cross_steps)?;
+        st.set_item("eligible_groups", p.stats.eligible_groups)?;
+        st.set_item("groups_used", p.stats.groups_used)?;
+        st.set_item("groups_unused", p.stats.groups_unused)?;
+        st.set_item("reused_slots", p.stats.reused_slots)?;
+        d.set_item("stats", st)?;
+        Ok(d)
+    }
+}
+
 /// The extension module `hybridrs._core`.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(query_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_class::<PyPairPool>()?;
+    m.add_class::<PySampler>()?;
     Ok(())
 }

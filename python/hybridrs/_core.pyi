@@ -1,11 +1,11 @@
 """Type stubs of the Rust extension ``hybridrs._core`` (hand-written; checked by stubtest)."""
 
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["__version__", "aggregate", "query_metrics"]
+__all__ = ["HybridSampler", "PairPool", "__version__", "aggregate", "query_metrics"]
 
 __version__: str
 
@@ -42,3 +42,53 @@ def aggregate(
     lang_recall: npt.NDArray[np.float64],
 ) -> dict[str, Any]:
     """Per-setting means of per-question metrics (``pair_map`` L x L, ``multi_map`` L, ...)."""
+
+@final
+class PairPool:
+    """Rows of parallel pairs grouped by question id (about 9 bytes a row)."""
+
+    @staticmethod
+    def from_codes(
+        group_ids: npt.NDArray[np.int64], langs: npt.NDArray[np.int64], n_langs: int
+    ) -> PairPool:
+        """A pool from int64 group ids (any values) and language codes ``0..n_langs``."""
+
+    def filter(self, keep: list[bool] | None, min_langs: int) -> PairPool:
+        """Keeps the language codes where ``keep`` is true and groups with >= min_langs."""
+
+    def stats(self) -> dict[str, Any]:
+        """groups, rows, mono_pairs, cross_pairs, rows_per_lang, groups_by_size, pair_counts."""
+
+    def group(self, g: int) -> tuple[list[int], list[int]]:
+        """(rows, language codes) of group ``g``."""
+
+    @property
+    def n_groups(self) -> int: ...
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_langs(self) -> int: ...
+    @property
+    def nbytes(self) -> int: ...
+
+@final
+class HybridSampler:
+    """Plans hybrid epochs over a pool, deterministically from (seed, epoch)."""
+
+    def __new__(
+        cls,
+        pool: PairPool,
+        batch_size: int,
+        world_size: int,
+        alpha: float,
+        seed: int,
+        lang_weights: list[float],
+        drop_last: bool,
+    ) -> HybridSampler: ...
+    @property
+    def steps(self) -> int: ...
+    @property
+    def skipped_langs(self) -> list[int]: ...
+    def plan(self, epoch: int) -> dict[str, Any]:
+        """``global_batch``, ``modes`` (int32, -1 = cross), ``q_rows``, ``p_rows`` (uint32,
+        steps x global batch) and ``stats``."""

@@ -14,7 +14,14 @@ import numpy as np
 if TYPE_CHECKING:
     from .data import RetrievalSet
 
-__all__ = ["average_precision", "evaluate_scores", "query_setting_metrics", "ranks"]
+__all__ = [
+    "ReferencePairPool",
+    "average_precision",
+    "evaluate_scores",
+    "query_setting_metrics",
+    "ranks",
+    "reference_plan_epoch",
+]
 
 
 def _tie_groups(scores: np.ndarray, rel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,4 +145,101 @@ def evaluate_scores(
             "rank_distance": sums["rank_distance"] / multi_n,
         }
     out["multi_micro"] = float(np.mean(micro)) if micro else float("nan")
+    return out
+
+
+# -- pair pool and hybrid sampler ----------------------------------------------------------
+class ReferencePairPool:
+    """A plain-Python pair pool: ``groups[g] = {lang: row}`` in order of first appearance."""
+
+    def __init__(self, group_ids: Sequence[Any], langs: Sequence[Any]) -> None:
+        if len(group_ids) != len(langs):
+            raise ValueError("langs: length differs from group_ids")
+        index: dict[Any, int] = {}
+        self.groups: list[dict[Any, int]] = []
+        for row, (g, lang) in enumerate(zip(group_ids, langs)):
+            gi = index.setdefault(g, len(index))
+            if gi == len(self.groups):
+                self.groups.append({})
+            if lang in self.groups[gi]:
+                raise ValueError(
+                    f"group_ids: rows {self.groups[gi][lang]} and {row} have the "
+                    "same group id and language"
+                )
+            self.groups[gi][lang] = row
+
+    def stats(self) -> dict[str, Any]:
+        """Groups, rows, mono pairs and ordered cross pairs, per language and pair."""
+        per_lang: dict[Any, int] = {}
+        per_pair: dict[str, int] = {}
+        cross = 0
+        for grp in self.groups:
+            k = len(grp)
+            cross += k * (k - 1)
+            for a in grp:
+                per_lang[a] = per_lang.get(a, 0) + 1
+                for b in grp:
+                    if a != b:
+                        per_pair[f"{a}-{b}"] = per_pair.get(f"{a}-{b}", 0) + 1
+        rows = sum(len(g) for g in self.groups)
+        return {
+            "groups": len(self.groups),
+            "rows": rows,
+            "mono_pairs": rows,
+            "cross_pairs": cross,
+            "rows_per_language": per_lang,
+            "cross_pairs_per_language_pair": per_pair,
+        }
+
+
+def reference_plan_epoch(
+    pool: ReferencePairPool,
+    batch_size: int,
+    alpha: float,
+    seed: int,
+    epoch: int,
+    drop_last: bool = True,
+) -> list[tuple[Any, list[tuple[int, int]]]]:
+    """One epoch of hybrid batches, the plain way: ``[(mode, [(q_row, p_row), ...]), ...]``
+    with ``mode`` a language or ``"cross"``. Same rules as the Rust sampler (fresh groups from
+    a per-epoch shuffle first, then reuse; no group twice in a batch), its own random stream."""
+    import random
+
+    rng = random.Random(seed * 1_000_003 + epoch)
+    groups = pool.groups
+    langs = sorted({lang for g in groups for lang in g})
+    mono_langs = [lang for lang in langs if sum(lang in g for g in groups) >= batch_size]
+    cross_ok = [i for i, g in enumerate(groups) if len(g) >= 2]
+    eligible = len(cross_ok) if alpha == 0 else len(groups)
+    steps = eligible // batch_size if drop_last else -(-eligible // batch_size)
+    order = list(range(len(groups)))
+    rng.shuffle(order)
+    queues = {lang: [g for g in order if lang in groups[g]] for lang in mono_langs}
+    queues["cross"] = [g for g in order if len(groups[g]) >= 2]
+    cursor = dict.fromkeys(queues, 0)
+    used: set[int] = set()
+    out = []
+    for _ in range(steps):
+        mode = rng.choice(mono_langs) if rng.random() < alpha else "cross"
+        queue = queues[mode]
+        batch: list[int] = []
+        while len(batch) < batch_size and cursor[mode] < len(queue):
+            g = queue[cursor[mode]]
+            cursor[mode] += 1
+            if g not in used:
+                used.add(g)
+                batch.append(g)
+        while len(batch) < batch_size:
+            g = rng.choice(queue)
+            if g not in batch:
+                batch.append(g)
+        pairs = []
+        for g in batch:
+            grp = groups[g]
+            if mode == "cross":
+                a, b = rng.sample(sorted(grp), 2)
+                pairs.append((grp[a], grp[b]))
+            else:
+                pairs.append((grp[mode], grp[mode]))
+        out.append((mode, pairs))
     return out

@@ -1,0 +1,326 @@
+"""Parallel pair pools and the hybrid (monolingual / cross-lingual) batch sampler, in Rust.
+
+A *group* is one question id; each row of a :class:`PairPool` is that question with its
+passage in one language. :class:`HybridBatchSampler` draws each global step's mode: with
+probability ``alpha`` monolingual (one language for the whole global batch, question and
+passage in it: the paper's X-X-mono), otherwise cross-lingual (question language != passage
+language, each group's ordered pair drawn uniformly among those it offers). A group never
+appears twice in one global batch: its other-language versions are positives, not negatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _core
+
+__all__ = ["HybridBatchSampler", "PairPool"]
+
+_STRATEGIES = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
+
+
+def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
+    """Dense int64 codes and the sorted distinct values (vectorised, no Python loop)."""
+    arr = np.asarray(values)
+    if arr.ndim != 1:
+        raise ValueError(f"{field}: expected a 1-d sequence, got shape {arr.shape}")
+    if arr.size == 0:
+        raise ValueError(f"{field}: the pool is empty")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False), []
+    if arr.dtype.kind not in "USO":
+        raise TypeError(f"{field}: expected strings or integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "O":
+        if not all(isinstance(v, str) for v in arr[: min(arr.size, 1000)]):
+            raise TypeError(f"{field}: expected strings or integers")
+        arr = arr.astype(str)
+    uniq, inv = np.unique(arr, return_inverse=True)
+    return inv.astype(np.int64), uniq.tolist()
+
+
+class PairPool:
+    """Rows of parallel question/passage pairs grouped by question id (Rust, ~9 bytes a row).
+
+    Build with :meth:`from_arrays`. Row indices always refer to the arrays given to
+    ``from_arrays``, filters or not.
+    """
+
+    def __init__(self, inner: _core.PairPool, languages: Sequence[str], n_input_rows: int) -> None:
+        self._inner = inner
+        self.languages: tuple[str, ...] = tuple(languages)
+        self.n_input_rows = n_input_rows
+
+    @classmethod
+    def from_arrays(cls, group_ids: Any, langs: Any) -> PairPool:
+        """A pool from one entry per row: its group id (strings or integers) and its language
+        (codes such as ``"en"``, or integers). Dense ids are made without Python loops.
+
+        Raises:
+            ValueError: different lengths, an empty pool, or one group twice in one language
+                (naming the rows).
+        """
+        g = np.asarray(group_ids)
+        lg = np.asarray(langs)
+        if g.shape != lg.shape:
+            raise ValueError(f"langs: has {lg.size} entries but group_ids has {g.size}")
+        gcodes, _ = _codes(g, "group_ids")
+        if lg.dtype.kind in "iu":
+            names = [str(x) for x in np.unique(lg)] if lg.size else []
+            uniq = np.unique(lg)
+            lcodes = np.searchsorted(uniq, lg).astype(np.int64)
+        else:
+            lcodes, names = _codes(lg, "langs")
+        if len(names) > 255:
+            raise ValueError(f"langs: at most 255 languages, got {len(names)}")
+        inner = _core.PairPool.from_codes(gcodes, lcodes, max(len(names), 1))
+        return cls(inner, names, int(g.size))
+
+    # -- views -------------------------------------------------------------------------------
+    @property
+    def n_groups(self) -> int:
+        """Number of groups (question ids)."""
+        return self._inner.n_groups
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return self._inner.n_rows
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the pool."""
+        return self._inner.nbytes
+
+    def group(self, g: int) -> dict[str, int]:
+        """``{language: row}`` of group ``g`` (dense group index)."""
+        rows, langs = self._inner.group(g)
+        return {self.languages[lang]: row for row, lang in zip(rows, langs)}
+
+    def stats(self) -> dict[str, Any]:
+        """Groups, rows, languages, rows per language, mono pairs (sum of |L_g|) and ordered
+        cross pairs (sum of |L_g| (|L_g| - 1)), per language and per language pair."""
+        s = self._inner.stats()
+        n_l = len(self.languages)
+        pc = np.asarray(s["pair_counts"]).reshape(n_l, n_l)
+        rpl = np.asarray(s["rows_per_lang"])
+        return {
+            "groups": int(s["groups"]),
+            "rows": int(s["rows"]),
+            "languages": list(self.languages),
+            "rows_per_language": {lang: int(rpl[i]) for i, lang in enumerate(self.languages)},
+            "groups_by_size": {int(k): int(v) for k, v in enumerate(s["groups_by_size"]) if v},
+            "mono_pairs": int(s["mono_pairs"]),
+            "cross_pairs": int(s["cross_pairs"]),
+            "mono_pairs_per_language": {lang: int(rpl[i]) for i, lang in enumerate(self.languages)},
+            "cross_pairs_per_language_pair": {
+                f"{a}-{b}": int(pc[i, j])
+                for i, a in enumerate(self.languages)
+                for j, b in enumerate(self.languages)
+                if i != j and pc[i, j]
+            },
+        }
+
+    def filter(self, languages: Iterable[str] | None = None, min_languages: int = 1) -> PairPool:
+        """A pool with only these languages, and only groups with at least ``min_languages``
+        of them. Row indices still refer to the original arrays."""
+        if min_languages < 1:
+            raise ValueError(f"min_languages: must be >= 1, got {min_languages}")
+        keep = None
+        if languages is not None:
+            wanted = set(languages)
+            unknown = sorted(wanted - set(self.languages))
+            if unknown:
+                raise ValueError(
+                    f"languages: unknown {unknown}; the pool has {list(self.languages)}"
+                )
+            keep = [lang in wanted for lang in self.languages]
+        inner = self._inner.filter(keep, min_languages)
+        return PairPool(inner, self.languages, self.n_input_rows)
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __repr__(self) -> str:
+        return (
+            f"PairPool(groups={self.n_groups}, rows={self.n_rows}, "
+            f"languages={list(self.languages)})"
+        )
+
+
+class HybridBatchSampler:
+    """A ``batch_sampler`` for ``torch.utils.data.DataLoader`` yielding hybrid batches.
+
+    Each batch is a list of ``(question_row, passage_row)`` pairs, rows of the pool (indices
+    into the arrays given to :meth:`PairPool.from_arrays`); question and passage always come
+    from the same group.
+
+    Args:
+        pool: The :class:`PairPool`.
+        batch_size: Pairs per rank and step; the global batch is ``batch_size * world_size``.
+        alpha: Probability of a monolingual step (default 0.5, or the strategy's).
+        seed: Base seed; batches are a function of ``(seed, epoch)`` only, not of threads.
+        languages: Restrict to these languages.
+        drop_last: ``True``: ``floor(G / global batch)`` steps an epoch, and a language with
+            fewer groups than a global batch is left out of monolingual steps (listed in
+            ``skipped_languages``). ``False``: ``ceil(G / global batch)`` steps, the last one
+            padded with reused groups, and such a language is an error.
+        rank, world_size: For DDP: rank ``r`` yields the ``r``-th shard of every global batch,
+            so all ranks yield the same number of batches and share each step's mode.
+        strategy: ``"mono"`` (alpha 1), ``"cross"`` (alpha 0) or ``"hybrid"`` (alpha 0.5).
+        language_weights: Weights of languages in monolingual draws (default uniform).
+
+    An epoch has ``len(sampler)`` steps; call :meth:`set_epoch` before each epoch. Each step
+    takes groups not yet used in the epoch (a per-epoch shuffle) while any fit its mode, then
+    reuses groups; :attr:`epoch_stats` reports what was reused or left unused.
+
+    Example:
+        >>> pool = PairPool.from_arrays(ids, langs)  # doctest: +SKIP
+        >>> sampler = HybridBatchSampler(pool, batch_size=32)  # doctest: +SKIP
+        >>> loader = DataLoader(dataset, batch_sampler=sampler)  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        pool: PairPool,
+        batch_size: int,
+        alpha: float | None = None,
+        seed: int = 0,
+        languages: Iterable[str] | None = None,
+        drop_last: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        strategy: str | None = None,
+        language_weights: Mapping[str, float] | None = None,
+    ) -> None:
+        if not isinstance(pool, PairPool):
+            raise TypeError(f"pool: expected a PairPool, got {type(pool).__name__}")
+        if strategy is not None:
+            if strategy not in _STRATEGIES:
+                raise ValueError(
+                    f"strategy: must be one of {sorted(_STRATEGIES)}, got {strategy!r}"
+                )
+            if alpha is not None and alpha != _STRATEGIES[strategy]:
+                raise ValueError(
+                    f"alpha: {alpha} contradicts strategy={strategy!r} (alpha "
+                    f"{_STRATEGIES[strategy]}); give one of them"
+                )
+            alpha = _STRATEGIES[strategy]
+        alpha = 0.5 if alpha is None else float(alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha: must lie in [0, 1], got {alpha}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
+        if int(world_size) < 1:
+            raise ValueError(f"world_size: must be >= 1, got {world_size}")
+        if not 0 <= int(rank) < int(world_size):
+            raise ValueError(f"rank: must lie in 0..world_size-1 = 0..{world_size - 1}, got {rank}")
+        if int(seed) < 0:
+            raise ValueError(f"seed: must be >= 0, got {seed}")
+        if languages is not None:
+            pool = pool.filter(languages=languages)
+        weights = [1.0] * len(pool.languages)
+        if language_weights is not None:
+            unknown = sorted(set(language_weights) - set(pool.languages))
+            if unknown:
+                raise ValueError(f"language_weights: unknown languages {unknown}")
+            weights = [float(language_weights.get(lang, 0.0)) for lang in pool.languages]
+        self.pool = pool
+        self.batch_size = int(batch_size)
+        self.world_size = int(world_size)
+        self.rank = int(rank)
+        self.alpha = alpha
+        self.seed = int(seed)
+        self.drop_last = bool(drop_last)
+        self._core = _core.HybridSampler(
+            pool._inner, self.batch_size, self.world_size, alpha, self.seed, weights, self.drop_last
+        )
+        self.epoch = 0
+        self._start = 0
+        self._yielded = 0
+        self._plan: dict[str, Any] | None = None
+        self._plan_epoch = -1
+
+    # -- protocol ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self._core.steps)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Selects the epoch whose batches the next iteration yields."""
+        if int(epoch) < 0:
+            raise ValueError(f"epoch: must be >= 0, got {epoch}")
+        self.epoch = int(epoch)
+        self._start = 0
+
+    @property
+    def global_batch_size(self) -> int:
+        """``batch_size * world_size``."""
+        return self.batch_size * self.world_size
+
+    @property
+    def skipped_languages(self) -> list[str]:
+        """Languages left out of monolingual steps (fewer groups than a global batch)."""
+        return [self.pool.languages[i] for i in self._core.skipped_langs]
+
+    def plan(self, epoch: int | None = None) -> dict[str, Any]:
+        """The whole global plan of an epoch: ``modes`` (language code per step, -1 = cross),
+        ``q_rows`` / ``p_rows`` (steps x global batch) and ``stats``."""
+        e = self.epoch if epoch is None else int(epoch)
+        if self._plan is None or self._plan_epoch != e:
+            self._plan = self._core.plan(e)
+            self._plan_epoch = e
+        return self._plan
+
+    @property
+    def epoch_stats(self) -> dict[str, int]:
+        """Counts of the current epoch: steps, mono / cross steps, eligible groups, groups used,
+        groups unused (could not be placed) and reused slots."""
+        return dict(self.plan()["stats"])
+
+    def step_mode(self, step: int) -> str:
+        """``"cross"`` or the language of a monolingual step of the current epoch."""
+        m = int(self.plan()["modes"][step])
+        return "cross" if m < 0 else self.pool.languages[m]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        plan = self.plan()
+        gb, b, r = plan["global_batch"], self.batch_size, self.rank
+        q = plan["q_rows"].reshape(-1, gb)[:, r * b : (r + 1) * b]
+        p = plan["p_rows"].reshape(-1, gb)[:, r * b : (r + 1) * b]
+        start, self._start = self._start, 0
+        self._yielded = start
+        for s in range(start, q.shape[0]):
+            self._yielded = s + 1
+            yield list(zip(q[s].tolist(), p[s].tolist()))
+
+    # -- resuming ------------------------------------------------------------------------------
+    def state_dict(self, steps_consumed: int | None = None) -> dict[str, int]:
+        """``{"seed", "epoch", "steps_consumed"}``. A DataLoader prefetches batches, so pass the
+        number of batches the trainer actually consumed in this epoch; without it, the number
+        this sampler yielded is used (which may run ahead of the trainer)."""
+        n = self._yielded if steps_consumed is None else int(steps_consumed)
+        if not 0 <= n <= len(self):
+            raise ValueError(f"steps_consumed: must lie in 0..{len(self)}, got {n}")
+        return {"seed": self.seed, "epoch": self.epoch, "steps_consumed": n}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        """Continues from exactly the step after the ones consumed (next iteration only)."""
+        for k in ("seed", "epoch", "steps_consumed"):
+            if k not in state:
+                raise ValueError(f"state: missing key {k!r}")
+        if int(state["seed"]) != self.seed:
+            raise ValueError(f"state: seed {state['seed']} differs from this sampler's {self.seed}")
+        n = int(state["steps_consumed"])
+        if not 0 <= n <= len(self):
+            raise ValueError(f"state: steps_consumed must lie in 0..{len(self)}, got {n}")
+        self.set_epoch(int(state["epoch"]))
+        self._start = n
+
+    def __repr__(self) -> str:
+        return (
+            f"HybridBatchSampler(batch_size={self.batch_size}, world_size={self.world_size}, "
+            f"rank={self.rank}, alpha={self.alpha}, steps={len(self)}, "
+            f"languages={list(self.pool.languages)})"
+        )
