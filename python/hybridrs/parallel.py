@@ -163,6 +163,31 @@ def _lareqa_records(path: Path, passage: str) -> Iterator[dict[str, Any]]:
         yield {"id": q.id, "lang": q.lang, "question": q.text, "passage": text}
 
 
+def _offline() -> bool:
+    flags = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
+    return any(os.environ.get(f, "").lower() in ("1", "true", "yes", "on") for f in flags)
+
+
+def hub_unreachable_reason(timeout: float = 3.0) -> str | None:
+    """Why the model/dataset hub cannot be reached (None when it can): a quick TCP probe of
+    the endpoint ``huggingface_hub`` is configured with, so callers fail fast instead of
+    waiting through the client's retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return "huggingface_hub is not installed"
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as e:
+        return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
+
+
 def _hub_dataset(name: str, split: str) -> Any:
     os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
     os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
@@ -170,6 +195,12 @@ def _hub_dataset(name: str, split: str) -> Any:
         import datasets
     except ImportError as e:
         raise ImportError("loading a hub dataset needs: pip install 'hybridrs[model]'") from e
+    reason = None if _offline() else hub_unreachable_reason()
+    if reason is not None:
+        raise ValueError(
+            f"source: {name!r} is not a local file or directory, and the hub is unreachable "
+            f"({reason}). Pass a local JSONL file, a LAReQA directory or a datasets.Dataset."
+        )
     try:
         return datasets.load_dataset(name, split=split)
     except Exception as e:  # the hub's many failure types: no network, offline mode, 404

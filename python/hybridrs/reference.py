@@ -210,6 +210,10 @@ def reference_plan_epoch(
     langs = sorted({lang for g in groups for lang in g})
     mono_langs = [lang for lang in langs if sum(lang in g for g in groups) >= batch_size]
     cross_ok = [i for i, g in enumerate(groups) if len(g) >= 2]
+    if alpha < 1 and len(cross_ok) < batch_size:
+        raise ValueError("batch_size: too few groups with 2+ languages for a cross batch")
+    if alpha > 0 and not mono_langs:
+        raise ValueError("batch_size: no language has enough groups for a mono batch")
     eligible = len(cross_ok) if alpha == 0 else len(groups)
     steps = eligible // batch_size if drop_last else -(-eligible // batch_size)
     order = list(range(len(groups)))
