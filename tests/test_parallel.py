@@ -100,7 +100,7 @@ def test_datasets_dataset_and_hub_name():
         load_parallel_qa(datasets.Dataset.from_list([{"id": "1"}]))
     # a hub name fails fast, with a message that says what to do (no hub here)
     t = time.perf_counter()
-    with pytest.raises(ValueError, match="'someone/mlqa-parallel' is not a local file.*unreach"):
+    with pytest.raises(ValueError, match=r"'someone/mlqa-parallel' is not a local file.*unreach"):
         load_parallel_qa("someone/mlqa-parallel")
     assert time.perf_counter() - t < 10
     # in offline mode the real datasets code runs (it would use a local cache) and fails fast
