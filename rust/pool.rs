@@ -1,11 +1,12 @@
 //! Parallel pair pools: one row per (group, language), grouped compactly.
 //!
 //! A *group* is one question id; its rows are that question (and its passage) in the languages
-//! it exists in. After construction the pool keeps, per row, its index into the caller's
+//! it exists in. Groups are numbered in the order of their ids. After construction the pool keeps, per row, its index into the caller's
 //! arrays (u32) and its language (u8), sorted by (group, language), plus one offset per group:
 //! about 9 bytes per row.
 
 use crate::error::{CoreError, CoreResult};
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// Most languages a pool can hold (language codes are u8).
@@ -82,47 +83,70 @@ impl PairPool {
                 ));
             }
         }
-        let dense = dense_ids(group_ids);
-        let n_groups = dense.iter().copied().max().map_or(0, |m| m as usize + 1);
-        // Counting sort by group.
-        let mut start = vec![0u32; n_groups + 1];
-        for &g in &dense {
-            start[g as usize + 1] += 1;
+        // Sort keys (group offset << 8 | language) with the row index, by a stable LSD radix
+        // sort: sequential passes instead of random access, and a duplicate (group, language)
+        // shows up as two equal neighbours.
+        let (mut keys, span) = group_keys(group_ids);
+        let bits = 64 - (span.max(1) << 8).leading_zeros();
+        if bits <= 32 {
+            // Key and row packed in one u64 (one array to move); the histogram of the top digit
+            // is counted while packing.
+            let top_shift = bits.saturating_sub(RADIX_BITS);
+            let mut hist = vec![0usize; 1 << RADIX_BITS];
+            for (i, (k, &l)) in keys.iter_mut().zip(langs).enumerate() {
+                let key = (*k << 8) | l as u64;
+                hist[(key >> top_shift) as usize] += 1;
+                *k = (key << 32) | i as u64;
+            }
+            radix_sort_packed(&mut keys, 32, top_shift, &hist);
+            Self::from_sorted(n_langs, n, group_ids, |i| (keys[i] >> 32, keys[i] as u32))
+        } else {
+            for (k, &l) in keys.iter_mut().zip(langs) {
+                *k = (*k << 8) | l as u64;
+            }
+            let mut rows: Vec<u32> = (0..n as u32).collect();
+            radix_sort(&mut keys, &mut rows, bits);
+            Self::from_sorted(n_langs, n, group_ids, |i| (keys[i], rows[i]))
         }
-        for g in 0..n_groups {
-            start[g + 1] += start[g];
-        }
-        let mut fill = start.clone();
-        let mut rows = vec![0u32; n];
-        for (i, &g) in dense.iter().enumerate() {
-            let slot = &mut fill[g as usize];
-            rows[*slot as usize] = i as u32;
-            *slot += 1;
-        }
-        drop(fill);
-        drop(dense);
-        // Within each group: order by language, refuse duplicates.
-        let mut out_langs = vec![0u8; n];
-        for g in 0..n_groups {
-            let (a, b) = (start[g] as usize, start[g + 1] as usize);
-            let seg = &mut rows[a..b];
-            seg.sort_unstable_by_key(|&r| (langs[r as usize], r));
-            for k in 0..seg.len() {
-                let l = langs[seg[k] as usize];
-                if k > 0 && langs[seg[k - 1] as usize] == l {
+    }
+
+    /// Builds the pool from rows sorted by key (group offset << 8 | language); `at(i)` gives
+    /// the i-th (key, caller row).
+    fn from_sorted(
+        n_langs: usize,
+        n: usize,
+        group_ids: &[i64],
+        at: impl Fn(usize) -> (u64, u32),
+    ) -> CoreResult<Self> {
+        let mut rows = Vec::with_capacity(n);
+        let mut out_langs = Vec::with_capacity(n);
+        let mut start = Vec::with_capacity(n / 2 + 2);
+        start.push(0u32);
+        let mut prev = (u64::MAX, 0u32);
+        for i in 0..n {
+            let (key, row) = at(i);
+            if i > 0 {
+                if key == prev.0 {
                     return Err(CoreError::value(
                         "group_ids",
                         format!(
-                            "rows {} and {} have the same group id ({}) and language code {l}",
-                            seg[k - 1],
-                            seg[k],
-                            group_ids[seg[k] as usize]
+                            "rows {} and {row} have the same group id ({}) and language code {}",
+                            prev.1,
+                            group_ids[row as usize],
+                            key & 0xff
                         ),
                     ));
                 }
-                out_langs[a + k] = l as u8;
+                if key >> 8 != prev.0 >> 8 {
+                    start.push(i as u32);
+                }
             }
+            rows.push(row);
+            out_langs.push((key & 0xff) as u8);
+            prev = (key, row);
         }
+        start.push(n as u32);
+        start.shrink_to_fit();
         Ok(PairPool {
             n_langs,
             rows,
@@ -233,37 +257,134 @@ impl PairPool {
     }
 }
 
-/// Dense group ids `0..G` in order of first appearance. Ids already in a compact non-negative
-/// range are mapped through a table; others through a hash map.
-fn dense_ids(ids: &[i64]) -> Vec<u32> {
+/// Per row, a compact non-negative key of its group (`id - min` when the ids span a compact
+/// range, else a dense number by first appearance through a hash map), and the key span.
+fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
     let (mn, mx) = ids
         .iter()
         .fold((i64::MAX, i64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
-    let n = ids.len() as i128;
     let span = mx as i128 - mn as i128 + 1;
-    let mut out = Vec::with_capacity(ids.len());
-    let mut next = 0u32;
-    if span <= 2 * n + 1024 {
-        let mut table = vec![u32::MAX; span as usize];
-        for &x in ids {
-            let slot = &mut table[(x - mn) as usize];
-            if *slot == u32::MAX {
-                *slot = next;
-                next += 1;
-            }
-            out.push(*slot);
-        }
-    } else {
-        let mut map: HashMap<i64, u32> = HashMap::with_capacity(ids.len() / 2);
-        for &x in ids {
-            let id = *map.entry(x).or_insert_with(|| {
+    if span <= 4 * ids.len() as i128 + 1024 {
+        let keys = ids
+            .iter()
+            .map(|&x| (x as i128 - mn as i128) as u64)
+            .collect();
+        return (keys, span as u64);
+    }
+    let mut map: HashMap<i64, u64> = HashMap::with_capacity(ids.len() / 2);
+    let mut next = 0u64;
+    let keys = ids
+        .iter()
+        .map(|&x| {
+            *map.entry(x).or_insert_with(|| {
                 next += 1;
                 next - 1
-            });
-            out.push(id);
-        }
+            })
+        })
+        .collect();
+    (keys, next)
+}
+
+/// Digit width of the radix sort.
+const RADIX_BITS: u32 = 11;
+
+/// Sorts `keys` by their bits from `low` up (the bits below, a row index, keep equal keys in
+/// input order). One stable scatter on the top digit (bits from `low + top_shift`, histogram
+/// `counts`), then the buckets, small enough to stay in cache, sorted in parallel by an 8-bit
+/// LSD sort.
+fn radix_sort_packed(keys: &mut Vec<u64>, low: u32, top_shift: u32, counts: &[usize]) {
+    let n = keys.len();
+    let top_shift = low + top_shift;
+    let mut k2 = vec![0u64; n];
+    let mut offs = vec![0usize; counts.len()];
+    let mut acc = 0;
+    for (o, &c) in offs.iter_mut().zip(counts) {
+        *o = acc;
+        acc += c;
     }
-    out
+    for &k in keys.iter() {
+        let d = (k >> top_shift) as usize;
+        k2[offs[d]] = k;
+        offs[d] += 1;
+    }
+    let mut buckets: Vec<&mut [u64]> = Vec::with_capacity(counts.len());
+    let mut rest: &mut [u64] = &mut k2;
+    for &c in counts {
+        let (head, tail) = rest.split_at_mut(c);
+        if c > 1 {
+            buckets.push(head);
+        }
+        rest = tail;
+    }
+    buckets
+        .into_par_iter()
+        .for_each_init(Vec::new, |tmp, b| lsd8(b, tmp, low, top_shift));
+    *keys = k2;
+}
+
+/// Stable LSD sort of a small slice by its bits `from..to`, 8 bits a pass.
+fn lsd8(b: &mut [u64], tmp: &mut Vec<u64>, from: u32, to: u32) {
+    tmp.clear();
+    tmp.resize(b.len(), 0);
+    let mut in_b = true;
+    let mut shift = from;
+    while shift < to {
+        let (src, dst): (&[u64], &mut [u64]) = if in_b { (b, tmp) } else { (tmp, b) };
+        let mut offs = [0usize; 256];
+        for &k in src {
+            offs[((k >> shift) & 0xff) as usize] += 1;
+        }
+        let mut acc = 0;
+        for o in offs.iter_mut() {
+            let c = *o;
+            *o = acc;
+            acc += c;
+        }
+        for &k in src {
+            let d = ((k >> shift) & 0xff) as usize;
+            dst[offs[d]] = k;
+            offs[d] += 1;
+        }
+        in_b = !in_b;
+        shift += 8;
+    }
+    if !in_b {
+        b.copy_from_slice(tmp);
+    }
+}
+
+/// Stable LSD radix sort of `keys` (using their low `bits` bits), permuting `rows` alike.
+fn radix_sort(keys: &mut Vec<u64>, rows: &mut Vec<u32>, bits: u32) {
+    let n = keys.len();
+    let mut k2 = vec![0u64; n];
+    let mut r2 = vec![0u32; n];
+    let mask = (1u64 << RADIX_BITS) - 1;
+    let mut shift = 0;
+    while shift < bits {
+        let mut offs = vec![0usize; 1 << RADIX_BITS];
+        for &k in keys.iter() {
+            offs[((k >> shift) & mask) as usize] += 1;
+        }
+        if offs.contains(&n) {
+            shift += RADIX_BITS;
+            continue; // every key has the same digit: nothing to move
+        }
+        let mut acc = 0;
+        for o in offs.iter_mut() {
+            let c = *o;
+            *o = acc;
+            acc += c;
+        }
+        for (&k, &r) in keys.iter().zip(rows.iter()) {
+            let d = ((k >> shift) & mask) as usize;
+            k2[offs[d]] = k;
+            r2[offs[d]] = r;
+            offs[d] += 1;
+        }
+        std::mem::swap(keys, &mut k2);
+        std::mem::swap(rows, &mut r2);
+        shift += RADIX_BITS;
+    }
 }
 
 #[cfg(test)]
@@ -272,13 +393,13 @@ mod tests {
 
     #[test]
     fn builds_and_counts() {
-        // groups: 7 -> langs {0, 1, 2}, 3 -> {1}, -5 -> {0, 2}
+        // groups (in id order): -5 -> {0, 2}, 3 -> {1}, 7 -> langs {0, 1, 2}
         let g = [7, 3, 7, -5, 7, -5];
         let l = [2, 1, 0, 0, 1, 2];
         let p = PairPool::from_arrays(&g, &l, 3).unwrap();
         assert_eq!(p.n_groups(), 3);
         assert_eq!(p.n_rows(), 6);
-        assert_eq!(p.group(0), (&[2u32, 4, 0][..], &[0u8, 1, 2][..]));
+        assert_eq!(p.group(2), (&[2u32, 4, 0][..], &[0u8, 1, 2][..]));
         assert_eq!(p.group(1), (&[1u32][..], &[1u8][..]));
         let s = p.stats();
         assert_eq!(s.rows_per_lang, vec![2, 2, 2]);
@@ -288,7 +409,7 @@ mod tests {
         assert_eq!(s.pair_counts[2], 2); // 0 -> 2 in groups 7 and -5
         let f = p.filter(Some(&[true, false, true]), 2).unwrap();
         assert_eq!(f.n_groups(), 2);
-        assert_eq!(f.group(0).0, &[2u32, 0][..]);
+        assert_eq!(f.group(1).0, &[2u32, 0][..]);
         assert!(p.filter(Some(&[false, false, false]), 1).is_err());
     }
 
@@ -300,6 +421,42 @@ mod tests {
         assert!(e.to_string().contains("row 1"));
         assert!(PairPool::from_arrays(&[], &[], 2).is_err());
         assert!(PairPool::from_arrays(&[1], &[0, 1], 2).is_err());
+    }
+
+    #[test]
+    fn radix_paths_match_a_plain_sort() {
+        let mut rng = crate::sampler::Rng::new(3);
+        for (n_groups, spread) in [(5000i64, 1i64), (300, 1_000_003), (70_000, 3)] {
+            let mut g = Vec::new();
+            let mut l = Vec::new();
+            for i in 0..n_groups {
+                for lang in 0..6 {
+                    if rng.below(4) > 0 {
+                        g.push(i * spread - 77);
+                        l.push(lang);
+                    }
+                }
+            }
+            // shuffle the rows
+            for i in (1..g.len()).rev() {
+                let j = rng.below(i + 1);
+                g.swap(i, j);
+                l.swap(i, j);
+            }
+            let p = PairPool::from_arrays(&g, &l, 6).unwrap();
+            let mut want: Vec<(i64, i64, u32)> =
+                (0..g.len()).map(|i| (g[i], l[i], i as u32)).collect();
+            want.sort_unstable();
+            let mut got = Vec::new();
+            for k in 0..p.n_groups() {
+                let (rows, langs) = p.group(k);
+                for (&r, &lang) in rows.iter().zip(langs) {
+                    assert_eq!(l[r as usize], i64::from(lang));
+                    got.push((g[r as usize], i64::from(lang), r));
+                }
+            }
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

@@ -68,9 +68,18 @@ class PairPool:
             raise ValueError(f"langs: has {lg.size} entries but group_ids has {g.size}")
         gcodes, _ = _codes(g, "group_ids")
         if lg.dtype.kind in "iu":
-            names = [str(x) for x in np.unique(lg)] if lg.size else []
-            uniq = np.unique(lg)
-            lcodes = np.searchsorted(uniq, lg).astype(np.int64)
+            lg = lg.astype(np.int64, copy=False)
+            if lg.size and lg.min() >= 0 and lg.max() < 1 << 16:
+                present = np.flatnonzero(np.bincount(lg))  # small codes: no sort needed
+                if present[-1] == present.size - 1:
+                    lcodes, uniq = lg, present  # already dense 0..L-1
+                else:
+                    table = np.zeros(int(present[-1]) + 1, dtype=np.int64)
+                    table[present] = np.arange(present.size)
+                    lcodes, uniq = table[lg], present
+            else:
+                uniq, lcodes = np.unique(lg, return_inverse=True)
+            names = [str(x) for x in uniq]
         else:
             lcodes, names = _codes(lg, "langs")
         if len(names) > 255:

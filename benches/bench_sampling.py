@@ -1,0 +1,81 @@
+"""Sampler benchmark, side by side in one run: building a pool of 10 million rows (1 million
+groups x 10 languages, about 10% of translations missing) and planning one epoch at batch
+size 128, the Rust core against the plain-Python reference; then the rate at which the sampler
+feeds pairs to a training loop, and the pool's bytes per row.
+
+Run: ``python benches/bench_sampling.py [--groups N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import time
+
+import numpy as np
+
+from hybridrs import HybridBatchSampler, PairPool
+from hybridrs.reference import ReferencePairPool, reference_plan_epoch
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--groups", type=int, default=1_000_000)
+    ap.add_argument("--languages", type=int, default=10)
+    ap.add_argument("--batch", type=int, default=128)
+    args = ap.parse_args()
+    rng = np.random.default_rng(0)
+    n_l = args.languages
+    ids = np.repeat(rng.permutation(args.groups).astype(np.int64) * 7 + 3, n_l)
+    langs = np.tile(np.arange(n_l, dtype=np.int64), args.groups)
+    keep = rng.random(ids.size) > 0.1
+    ids, langs = ids[keep], langs[keep]
+    order = rng.permutation(ids.size)  # rows arrive in no particular order
+    ids, langs = ids[order], langs[order]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
+          f"{platform.python_version()}")
+    print(f"pool: {ids.size:,} rows, {args.groups:,} groups x {n_l} languages, batch "
+          f"{args.batch}")
+
+    pool, t_pool = timed(lambda: PairPool.from_arrays(ids, langs))
+    sampler = HybridBatchSampler(pool, args.batch, alpha=0.5, seed=0)
+    plan, t_plan = timed(lambda: sampler.plan(0))
+    n_pairs = 0
+
+    def feed():
+        nonlocal n_pairs
+        for batch in sampler:
+            n_pairs += len(batch)
+
+    _, t_feed = timed(feed)
+    ids_l, langs_l = ids.tolist(), langs.tolist()
+    ref, t_ref_pool = timed(lambda: ReferencePairPool(ids_l, langs_l))
+    _, t_ref_plan = timed(lambda: reference_plan_epoch(ref, args.batch, 0.5, 0, 0))
+    st = sampler.epoch_stats
+    print(f"epoch: {st['steps']:,} steps ({st['mono_steps']:,} mono / {st['cross_steps']:,} "
+          f"cross), {st['groups_used']:,} groups used, {st['groups_unused']:,} unused, "
+          f"{st['reused_slots']:,} reused slots")
+    print()
+    print(f"{'what':36s} {'Rust s':>9s} {'Python s':>9s} {'speed-up':>9s}")
+    print(f"{'build the pool':36s} {t_pool:9.3f} {t_ref_pool:9.2f} {t_ref_pool / t_pool:8.0f}x"
+          "  (target >= 50x)")
+    print(f"{'plan one epoch':36s} {t_plan:9.3f} {t_ref_plan:9.2f} {t_ref_plan / t_plan:8.0f}x"
+          "  (target >= 50x)")
+    print(f"feeding a training loop: {n_pairs:,} pairs in {t_feed:.2f} s = "
+          f"{n_pairs / t_feed / 1e6:.2f} M pairs/s as lists of (q, p) tuples (target > 1 M/s)")
+    print(f"pool memory: {pool.nbytes / pool.n_rows:.1f} bytes per row (target <= 16); peak "
+          f"RSS of the whole run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f}"
+          " GiB")
+    del plan
+
+
+if __name__ == "__main__":
+    main()
