@@ -257,8 +257,8 @@ impl PairPool {
     }
 }
 
-/// Per row, a compact non-negative key of its group (`id - min` when the ids span a compact
-/// range, else a dense number by first appearance through a hash map), and the key span.
+/// Per row, a compact non-negative key of its group that orders as the ids do (`id - min` when
+/// the ids span a compact range, else the rank among the distinct ids), and the key span.
 fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
     let (mn, mx) = ids
         .iter()
@@ -271,18 +271,20 @@ fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
             .collect();
         return (keys, span as u64);
     }
-    let mut map: HashMap<i64, u64> = HashMap::with_capacity(ids.len() / 2);
-    let mut next = 0u64;
+    // Sparse ids: number the distinct ids in sorted order, like the compact path.
+    let mut uniq = ids.to_vec();
+    uniq.sort_unstable();
+    uniq.dedup();
+    let map: HashMap<i64, u64> = uniq
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x, i as u64))
+        .collect();
     let keys = ids
         .iter()
-        .map(|&x| {
-            *map.entry(x).or_insert_with(|| {
-                next += 1;
-                next - 1
-            })
-        })
+        .map(|x| map.get(x).copied().unwrap_or(0))
         .collect();
-    (keys, next)
+    (keys, uniq.len() as u64)
 }
 
 /// Digit width of the radix sort.
@@ -465,6 +467,7 @@ mod tests {
         let l = [0, 0, 1];
         let p = PairPool::from_arrays(&g, &l, 2).unwrap();
         assert_eq!(p.n_groups(), 2);
-        assert_eq!(p.group(0).0, &[0u32, 2][..]);
+        assert_eq!(p.group(0).0, &[1u32][..]);
+        assert_eq!(p.group(1).0, &[0u32, 2][..]);
     }
 }
