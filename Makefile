@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 
-.PHONY: setup run test test-rust test-python lint bench wheel clean
+.PHONY: setup run test test-rust test-python lint fmt bench wheel clean
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,3 +55,9 @@ wheel: setup
 
 clean:
 	rm -rf target dist $(VENV) eval-out
+
+## Format Rust and Python sources in place.
+fmt:
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benches
+	$(VENV)/bin/ruff check --fix python tests benches

@@ -40,10 +40,10 @@ def main() -> None:
     ids, langs = ids[keep], langs[keep]
     order = rng.permutation(ids.size)  # rows arrive in no particular order
     ids, langs = ids[order], langs[order]
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, python "
-          f"{platform.python_version()}")
-    print(f"pool: {ids.size:,} rows, {args.groups:,} groups x {n_l} languages, batch "
-          f"{args.batch}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
+    )
+    print(f"pool: {ids.size:,} rows, {args.groups:,} groups x {n_l} languages, batch {args.batch}")
 
     pool, t_pool = timed(lambda: PairPool.from_arrays(ids, langs))
     sampler = HybridBatchSampler(pool, args.batch, alpha=0.5, seed=0)
@@ -60,20 +60,30 @@ def main() -> None:
     ref, t_ref_pool = timed(lambda: ReferencePairPool(ids_l, langs_l))
     _, t_ref_plan = timed(lambda: reference_plan_epoch(ref, args.batch, 0.5, 0, 0))
     st = sampler.epoch_stats
-    print(f"epoch: {st['steps']:,} steps ({st['mono_steps']:,} mono / {st['cross_steps']:,} "
-          f"cross), {st['groups_used']:,} groups used, {st['groups_unused']:,} unused, "
-          f"{st['reused_slots']:,} reused slots")
+    print(
+        f"epoch: {st['steps']:,} steps ({st['mono_steps']:,} mono / {st['cross_steps']:,} "
+        f"cross), {st['groups_used']:,} groups used, {st['groups_unused']:,} unused, "
+        f"{st['reused_slots']:,} reused slots"
+    )
     print()
     print(f"{'what':36s} {'Rust s':>9s} {'Python s':>9s} {'speed-up':>9s}")
-    print(f"{'build the pool':36s} {t_pool:9.3f} {t_ref_pool:9.2f} {t_ref_pool / t_pool:8.0f}x"
-          "  (target >= 50x)")
-    print(f"{'plan one epoch':36s} {t_plan:9.3f} {t_ref_plan:9.2f} {t_ref_plan / t_plan:8.0f}x"
-          "  (target >= 50x)")
-    print(f"feeding a training loop: {n_pairs:,} pairs in {t_feed:.2f} s = "
-          f"{n_pairs / t_feed / 1e6:.2f} M pairs/s as lists of (q, p) tuples (target > 1 M/s)")
-    print(f"pool memory: {pool.nbytes / pool.n_rows:.1f} bytes per row (target <= 16); peak "
-          f"RSS of the whole run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f}"
-          " GiB")
+    print(
+        f"{'build the pool':36s} {t_pool:9.3f} {t_ref_pool:9.2f} {t_ref_pool / t_pool:8.0f}x"
+        "  (target >= 50x)"
+    )
+    print(
+        f"{'plan one epoch':36s} {t_plan:9.3f} {t_ref_plan:9.2f} {t_ref_plan / t_plan:8.0f}x"
+        "  (target >= 50x)"
+    )
+    print(
+        f"feeding a training loop: {n_pairs:,} pairs in {t_feed:.2f} s = "
+        f"{n_pairs / t_feed / 1e6:.2f} M pairs/s as lists of (q, p) tuples (target > 1 M/s)"
+    )
+    print(
+        f"pool memory: {pool.nbytes / pool.n_rows:.1f} bytes per row (target <= 16); peak "
+        f"RSS of the whole run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.1f}"
+        " GiB"
+    )
     del plan
 
 
