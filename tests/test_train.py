@@ -1,0 +1,269 @@
+"""hybridrs-train with a tiny randomly initialised BERT and the real XLM-R tokenizer: the loss
+decreases, kill-and-resume equals an uninterrupted run, torchrun with 2 CPU processes matches
+one process with the global batch, bad settings get clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from hybridrs.train import TrainConfig, load_config, main, train  # noqa: E402
+
+from .conftest import MLQA, XQUAD  # noqa: E402
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hybridrs.models import default_model_dir
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_train(tmp_path_factory) -> Path:
+    """MLQA-R's parallel pairs as JSONL (the real training format)."""
+    from hybridrs import load_parallel_qa
+
+    qa = load_parallel_qa(MLQA)
+    path = tmp_path_factory.mktemp("data") / "mlqa.jsonl"
+    with open(path, "w") as f:
+        for i in range(len(qa)):
+            f.write(
+                json.dumps(
+                    {
+                        "id": qa.ids[i],
+                        "lang": qa.langs[i],
+                        "question": qa.questions[i],
+                        "passage": qa.passages[i],
+                    }
+                )
+                + "\n"
+            )
+    return path
+
+
+def cfg(tiny_model, small_train, out, **kw) -> TrainConfig:
+    base = {
+        "model": str(tiny_model),
+        "train_data": str(small_train),
+        "eval_data": [str(XQUAD)],
+        "output_dir": str(out),
+        "eval_languages": ["en", "de"],
+        "eval_articles": "0",
+        "per_device_train_batch_size": 8,
+        "learning_rate": 1e-3,
+        "max_steps": 12,
+        "no_progress": True,
+        "dataloader_num_workers": 0,
+        "skip_eval_before": True,
+        "logging_steps": 1,
+    }
+    base.update(kw)
+    c = TrainConfig(**base)
+    c.validate()
+    return c
+
+
+def test_loss_decreases_and_outputs(tiny_model, small_train, tmp_path):
+    rep = train(
+        cfg(
+            tiny_model,
+            small_train,
+            tmp_path / "o",
+            max_steps=30,
+            skip_eval_before=False,
+            strategy="cross",
+        )
+    )
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "o" / "metrics.jsonl").open()]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+    out = tmp_path / "o"
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"config", "before", "after", "train"}
+    assert "xquad-r" in report["before"] and "xquad-r" in report["after"]
+    r = report["after"]["xquad-r"]
+    assert r["unseen_languages"]["mono"] is not None and "retrieval" in r
+    assert 0 <= report["train"]["sampling_share"] < 1 and report["train"]["pairs_per_s"] > 0
+    assert (out / "heatmap_xquad-r_before.png").exists()
+    assert "CC BY-NC" in (out / "model" / "README.md").read_text() or rep
+    # the model loads with transformers and with sentence-transformers
+    from transformers import AutoModel
+
+    AutoModel.from_pretrained(str(out / "model"))
+    st = pytest.importorskip("sentence_transformers")
+    emb = st.SentenceTransformer(str(out / "model"), device="cpu").encode(["query: hi"])
+    assert emb.shape == (1, 32)
+
+
+def _final_weights(out: Path):
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model" / "model.safetensors"))
+
+
+def test_kill_and_resume_equals_uninterrupted(tiny_model, small_train, tmp_path):
+    c = cfg(tiny_model, small_train, tmp_path / "full", save_steps=4, max_steps=12)
+    train(c)
+    killed = tmp_path / "killed"
+    code = (
+        "import sys, json; from hybridrs.train import TrainConfig, train; "
+        "train(TrainConfig(**json.loads(sys.argv[1])))"
+    )
+    kw = {**c.__dict__, "output_dir": str(killed)}
+    env = {**os.environ, "HYBRIDRS_TEST_KILL_AT_STEP": "8"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(kw)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    assert sorted(p.name for p in killed.glob("checkpoint-*")) == ["checkpoint-4", "checkpoint-8"]
+    (killed / ".tmp-checkpoint-12").mkdir()  # a save cut short must not be picked up
+    train(
+        cfg(
+            tiny_model,
+            small_train,
+            killed,
+            save_steps=4,
+            max_steps=12,
+            resume_from_checkpoint="last",
+        )
+    )
+    a, b = _final_weights(tmp_path / "full"), _final_weights(killed)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_torchrun_two_processes_match_one(tiny_model, small_train, tmp_path):
+    common = {"max_steps": 3, "learning_rate": 1e-3, "skip_eval_before": True, "eval_data": []}
+    one = cfg(tiny_model, small_train, tmp_path / "one", per_device_train_batch_size=8, **common)
+    train(one)
+    loss_one = [json.loads(x)["loss"] for x in (tmp_path / "one" / "metrics.jsonl").open()]
+    two = tmp_path / "two"
+    args = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "hybridrs.train",
+        "--model",
+        str(tiny_model),
+        "--train_data",
+        str(small_train),
+        "--output_dir",
+        str(two),
+        "--per_device_train_batch_size",
+        "4",
+        "--max_steps",
+        "3",
+        "--learning_rate",
+        "1e-3",
+        "--skip_eval_before",
+        "--no_progress",
+        "--dataloader_num_workers",
+        "0",
+        "--logging_steps",
+        "1",
+        "--eval_data",
+    ]
+    proc = subprocess.run(
+        args[:-1],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    loss_two = [json.loads(x)["loss"] for x in (two / "metrics.jsonl").open()]
+    # rank 0 logs its own loss over the global batch's passages: the first step starts from
+    # the same weights, so it matches the single process's first loss to a tolerance
+    assert abs(loss_two[0] - loss_one[0]) < 0.25 * abs(loss_one[0])
+    # the ranks drew disjoint halves of every global batch
+    from hybridrs import HybridBatchSampler, load_parallel_qa
+
+    pool = load_parallel_qa(small_train).pool()
+    r0 = list(HybridBatchSampler(pool, 4, seed=42, rank=0, world_size=2))
+    r1 = list(HybridBatchSampler(pool, 4, seed=42, rank=1, world_size=2))
+    whole = list(HybridBatchSampler(pool, 8, seed=42))
+    for a, b, w in zip(r0, r1, whole):
+        assert not set(a) & set(b) and a + b == w
+
+
+def test_bad_settings(tiny_model, small_train, tmp_path, capsys):
+    for args, msg in [
+        (["--learning_rate", "-1"], "learning_rate: must be > 0"),
+        (["--strategy", "both"], "strategy: must be"),
+        (["--alpha", "2"], "alpha: must lie"),
+        (["--strategy", "mono", "--alpha", "0.5"], "contradicts"),
+        (["--train_data", str(tmp_path / "nope.jsonl")], "does not exist"),
+        (["--model", "intfloat/not-here"], "not a local directory"),
+        (["--config", str(tmp_path / "missing.yaml")], "does not exist"),
+        (["--eval_data", str(MLQA), "--train_data", str(MLQA)], "zero-shot"),
+    ]:
+        argv = [
+            "--output_dir",
+            str(tmp_path / "o"),
+            "--overwrite_output_dir",
+            "--model",
+            str(tiny_model),
+            *args,
+        ]
+        assert main(argv) == 2, args
+        assert msg in capsys.readouterr().err, msg
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "x").write_text("x")
+    assert (
+        main(
+            [
+                "--output_dir",
+                str(tmp_path / "busy"),
+                "--model",
+                str(tiny_model),
+                "--train_data",
+                str(small_train),
+            ]
+        )
+        == 2
+    )
+    assert "not empty" in capsys.readouterr().err
+    conf = tmp_path / "c.yaml"
+    conf.write_text("learning_rate: 0.001\nbogus: 1\n")
+    with pytest.raises(ValueError, match=r"unknown setting\(s\) \['bogus'\]"):
+        load_config(["--config", str(conf)])
+    conf.write_text("learning_rate: 0.001\nmax_steps: 7\n")
+    c, _ = load_config(["--config", str(conf), "--max_steps", "9"])
+    assert c.learning_rate == 0.001 and c.max_steps == 9
