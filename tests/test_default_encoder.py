@@ -46,5 +46,5 @@ def test_untrained_default_far_above_tfidf():
     dense = hybridrs.evaluate(ds, q, c).summary()
     tfidf = hybridrs.evaluate(ds, TfidfEncoder().scores(ds)).summary()
     assert dense["multi"] > 2 * tfidf["multi"]
-    assert dense["cross"] > 3 * tfidf["cross"]
+    assert dense["cross"] > tfidf["cross"] + 0.2
     assert dense["rank_distance"] < tfidf["rank_distance"]

@@ -764,7 +764,8 @@ class Trainer:
                 model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
             self.model = model
-        decay, no_decay = [], []
+        decay: list[Any] = []
+        no_decay: list[Any] = []
         for n, p in self._bare_model().named_parameters():
             if p.requires_grad:
                 (no_decay if p.ndim < 2 or "LayerNorm" in n else decay).append(p)
@@ -1005,6 +1006,9 @@ def _write_st_files(path: Path, dim: int, cfg: TrainConfig) -> None:
 def model_card(report: dict[str, Any], qa: ParallelQA) -> str:
     """A Markdown model card: base model, data and licence, strategy, results."""
     cfg = report["config"]
+    alpha = cfg["alpha"]
+    if alpha is None:
+        alpha = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}[cfg["strategy"]]
     lines = [
         "# Hybrid-batch fine-tuned multilingual retriever (hybridrs)",
         "",
@@ -1022,8 +1026,7 @@ def model_card(report: dict[str, Any], qa: ParallelQA) -> str:
             if "mlqa" in cfg["train_data"].lower()
             else ""
         ),
-        f"- Strategy: {cfg['strategy']} (alpha = "
-        f"{cfg['alpha'] if cfg['alpha'] is not None else {'mono': 1.0, 'cross': 0.0, 'hybrid': 0.5}[cfg['strategy']]}),"
+        f"- Strategy: {cfg['strategy']} (alpha = {alpha}),"
         f" {report['train']['steps']} steps of {cfg['per_device_train_batch_size']} pairs per "
         f"device, lr {cfg['learning_rate']}, temperature {cfg['temperature']}",
         "- Use: prefixes `query: ` / `passage: `, mean pooling, cosine similarity "
