@@ -740,8 +740,9 @@ class Trainer:
         from torch.utils.data import DataLoader
         from transformers import get_linear_schedule_with_warmup
 
-        loader = DataLoader(
-            PairDataset(self.qa),
+        dataset: Any = PairDataset(self.qa)
+        loader: Any = DataLoader(
+            dataset,
             batch_sampler=self.sampler,
             collate_fn=Collator(self.tokenizer, cfg),
             num_workers=cfg.dataloader_num_workers,
