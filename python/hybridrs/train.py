@@ -949,7 +949,11 @@ class Trainer:
             if (self.model_dir / sub).is_dir():
                 shutil.copytree(self.model_dir / sub, final / sub, dirs_exist_ok=True)
         if not (final / "modules.json").exists():
-            _write_st_files(final, model.config.hidden_size, self.cfg)
+            from .models import write_sentence_transformers_files
+
+            write_sentence_transformers_files(
+                final, model.config.hidden_size, self.cfg.query_prefix, self.cfg.passage_prefix
+            )
         (self.out / "report.json").write_text(json.dumps(report, indent=2, default=_jsonable))
         (final / "README.md").write_text(model_card(report, self.qa))
         self.log(f"wrote {final}, {self.out / 'report.json'} and the heatmaps in {self.out}")
@@ -961,47 +965,6 @@ def _jsonable(x: Any) -> Any:
     if isinstance(x, (np.floating,)):
         return float(x)
     return str(x)
-
-
-def _write_st_files(path: Path, dim: int, cfg: TrainConfig) -> None:
-    (path / "modules.json").write_text(
-        json.dumps(
-            [
-                {
-                    "idx": 0,
-                    "name": "0",
-                    "path": "",
-                    "type": "sentence_transformers.models.Transformer",
-                },
-                {
-                    "idx": 1,
-                    "name": "1",
-                    "path": "1_Pooling",
-                    "type": "sentence_transformers.models.Pooling",
-                },
-                {
-                    "idx": 2,
-                    "name": "2",
-                    "path": "2_Normalize",
-                    "type": "sentence_transformers.models.Normalize",
-                },
-            ],
-            indent=2,
-        )
-    )
-    (path / "1_Pooling").mkdir(exist_ok=True)
-    (path / "1_Pooling" / "config.json").write_text(
-        json.dumps({"word_embedding_dimension": dim, "pooling_mode_mean_tokens": True})
-    )
-    (path / "2_Normalize").mkdir(exist_ok=True)
-    (path / "config_sentence_transformers.json").write_text(
-        json.dumps(
-            {
-                "prompts": {"query": cfg.query_prefix, "passage": cfg.passage_prefix},
-                "similarity_fn_name": "cosine",
-            }
-        )
-    )
 
 
 def model_card(report: dict[str, Any], qa: ParallelQA) -> str:
