@@ -99,6 +99,7 @@ def test_loss_decreases_and_outputs(tiny_model, small_train, tmp_path):
             max_steps=30,
             skip_eval_before=False,
             strategy="cross",
+            exact_search_below=1,
         )
     )
     losses = [json.loads(x)["loss"] for x in (tmp_path / "o" / "metrics.jsonl").open()]
@@ -109,7 +110,11 @@ def test_loss_decreases_and_outputs(tiny_model, small_train, tmp_path):
     assert set(report) == {"config", "before", "after", "train"}
     assert "xquad-r" in report["before"] and "xquad-r" in report["after"]
     r = report["after"]["xquad-r"]
-    assert r["unseen_languages"]["mono"] is not None and "retrieval" in r
+    assert r["unseen_languages"]["mono"] is not None
+    ret = r["retrieval"]
+    assert ret["method"] == "hnsw" and 0.5 <= ret["recall@10_vs_exact"] <= 1.0
+    assert ret["map@10_index"] <= ret["map@10_exact"] + 0.05
+    assert (tmp_path / "o" / "model" / "hnsw-xquad-r.bin").exists()
     assert 0 <= report["train"]["sampling_share"] < 1 and report["train"]["pairs_per_s"] > 0
     assert (out / "heatmap_xquad-r_before.png").exists()
     assert "CC BY-NC" in (out / "model" / "README.md").read_text() or rep
@@ -267,3 +272,34 @@ def test_bad_settings(tiny_model, small_train, tmp_path, capsys):
     conf.write_text("learning_rate: 0.001\nmax_steps: 7\n")
     c, _ = load_config(["--config", str(conf), "--max_steps", "9"])
     assert c.learning_rate == 0.001 and c.max_steps == 9
+
+
+def test_validation_split_holds_out_whole_articles(tiny_model, tmp_path):
+    rep = train(
+        cfg(
+            tiny_model,
+            MLQA,
+            tmp_path / "v",
+            validation_split=0.2,
+            max_steps=2,
+            eval_data=[],
+            skip_eval_before=True,
+        )
+    )
+    v = rep["after"]["validation"]
+    assert 0 < v["n_questions"] < 4199 and v["summary"]["n_mono"] == 7
+    from hybridrs import load_lareqa
+    from hybridrs.train import split_validation
+
+    c = cfg(tiny_model, MLQA, tmp_path / "w", validation_split=0.2)
+    from hybridrs import load_parallel_qa
+
+    qa = load_parallel_qa(MLQA)
+    train_qa, val = split_validation(qa, c)
+    held = {q.id for q in val.questions}
+    assert held and not held & set(train_qa.ids)
+    assert len(train_qa) + val.n_questions == len(qa)
+    # whole articles: every English question of a held-out article is held out
+    rs = load_lareqa(MLQA)
+    arts = {q.article for q in rs.questions if q.lang == "en" and q.id in held}
+    assert all(q.id in held for q in rs.questions if q.lang == "en" and q.article in arts)

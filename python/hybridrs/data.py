@@ -175,6 +175,7 @@ class RetrievalSet:
         questions: Iterable[int] | None = None,
         languages: Iterable[str] | None = None,
         articles: Iterable[int] | None = None,
+        candidates: Iterable[int] | None = None,
     ) -> RetrievalSet:
         """A consistent smaller set.
 
@@ -184,6 +185,7 @@ class RetrievalSet:
             languages: Keep only these languages (questions and candidates).
             articles: Keep only the questions and candidates of these article indices (the
                 articles of XQuAD-R are parallel across languages, so ids stay parallel).
+            candidates: Keep only these candidate indices.
 
         Returns:
             A new :class:`RetrievalSet`; relevance is re-indexed to the kept candidates, and a
@@ -210,6 +212,13 @@ class RetrievalSet:
             arts = np.asarray(list(articles), dtype=np.int64)
             keep_q &= np.isin([q.article for q in self.questions], arts)
             keep_c &= np.isin([c.article for c in self.candidates], arts)
+        if candidates is not None:
+            cidx = np.asarray(list(candidates), dtype=np.int64)
+            if cidx.size and (cidx.min() < 0 or cidx.max() >= self.n_candidates):
+                raise ValueError(f"candidates: indices must lie in 0..{self.n_candidates - 1}")
+            mask = np.zeros(self.n_candidates, dtype=bool)
+            mask[cidx] = True
+            keep_c &= mask
         new_index = np.full(self.n_candidates, -1, dtype=np.int64)
         new_index[keep_c] = np.arange(int(keep_c.sum()))
         qs: list[Question] = []

@@ -79,8 +79,9 @@ class TrainConfig:
     hnsw_m: int = 16
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 100
-    exact_search_below: int = 2000
+    exact_search_below: int = 1000
     allow_eval_on_train: bool = False
+    validation_split: float = 0.0
     skip_eval_before: bool = False
     device: str = "auto"
     bf16: str = "auto"
@@ -121,6 +122,7 @@ class TrainConfig:
             ("dataloader_num_workers", self.dataloader_num_workers >= 0, "must be >= 0"),
             ("hnsw_m", self.hnsw_m >= 2, "must be >= 2"),
             ("seed", self.seed >= 0, "must be >= 0"),
+            ("validation_split", 0.0 <= self.validation_split < 0.5, "must lie in [0, 0.5)"),
         ]
         for name, ok, msg in checks:
             if not ok:
@@ -406,6 +408,41 @@ def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSe
     return ds
 
 
+def split_validation(qa: ParallelQA, cfg: TrainConfig) -> tuple[ParallelQA, RetrievalSet]:
+    """Holds out whole articles of a LAReQA training set (by the articles of its English
+    questions, or its first language's): the training pairs without those question ids, and a
+    retrieval set of the held-out questions against the sentences of their paragraphs (in
+    every language). For choosing hyperparameters without touching the test sets."""
+    path = Path(cfg.train_data)
+    if not path.is_dir():
+        raise ValueError("validation_split: needs a LAReQA directory as train_data")
+    rs = load_lareqa(path)
+    pivot = "en" if "en" in rs.languages else rs.languages[0]
+    every = max(2, round(1 / cfg.validation_split))
+    held = {q.id for q in rs.questions if q.lang == pivot and q.article % every == every - 1}
+    keep = [i for i, g in enumerate(qa.ids) if g not in held]
+    train = ParallelQA(
+        [qa.ids[i] for i in keep],
+        [qa.langs[i] for i in keep],
+        [qa.questions[i] for i in keep],
+        [qa.passages[i] for i in keep],
+        [qa.negatives[i] for i in keep],
+        qa.skipped,
+        qa.source,
+        qa.licence,
+    )
+    qs = [i for i, q in enumerate(rs.questions) if q.id in held]
+    contexts = {
+        (rs.candidates[int(c)].lang, rs.candidates[int(c)].context)
+        for i in qs
+        for c in rs.relevant(i)
+    }
+    cands = [j for j, c in enumerate(rs.candidates) if (c.lang, c.context) in contexts]
+    val = rs.subset(questions=qs, candidates=cands)
+    val.name = f"{rs.name}-validation"
+    return train, val
+
+
 def hnsw_report(
     q: np.ndarray, c: np.ndarray, ds: RetrievalSet, cfg: TrainConfig, save_to: Path | None = None
 ) -> dict[str, Any]:
@@ -501,6 +538,9 @@ class Trainer:
         self.frozen_embeddings = freeze
         self.bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and self.device.type == "cuda")
         self.qa = load_parallel_qa(cfg.train_data, languages=cfg.train_languages)
+        self.validation: RetrievalSet | None = None
+        if cfg.validation_split > 0:
+            self.qa, self.validation = split_validation(self.qa, cfg)
         self.pool = self.qa.pool()
         self.sampler = HybridBatchSampler(
             self.pool,
@@ -613,16 +653,19 @@ class Trainer:
         if not self.main:
             return results
         seen = set(self.qa.languages)
+        sets: list[tuple[str, RetrievalSet, RetrievalSet]] = []
         for path in self.cfg.eval_data:
             full = load_lareqa(path)
-            ds = eval_subset(full, self.cfg, self.on_cpu)
+            sets.append((Path(path).name, full, eval_subset(full, self.cfg, self.on_cpu)))
+        if self.validation is not None:
+            sets.append(("validation", self.validation, self.validation))
+        for name, full, ds in sets:
             t0 = time.perf_counter()
             q, c = self._embed_cached(ds, self._base_fingerprint() if cached else None)
             report = evaluate(ds, q, c)
-            report.name = f"{ds.name} ({tag})"
-            name = Path(path).name
+            report.name = f"{name} ({tag})"
             report.plot(self.out / f"heatmap_{name}_{tag}.png")
-            index_path = self.out / "index" / f"{name}.bin" if tag == "after" else None
+            index_path = self.out / "model" / f"hnsw-{name}.bin" if tag == "after" else None
             langs = list(ds.languages)
             results[name] = {
                 "summary": report.summary(),
