@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 
-.PHONY: setup run eval-baselines test test-rust test-python lint fmt bench wheel clean
+.PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,3 +72,11 @@ fmt:
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches
 	$(VENV)/bin/ruff check --fix python tests benches
+
+## Hyperparameter choice on held-out MLQA-R articles (never on XQuAD-R, the test set).
+tune: setup
+	for lr in 3e-5 5e-5 1e-4; do \
+		$(VENV)/bin/hybridrs-train --validation_split 0.2 --eval_data --learning_rate $$lr \
+			--output_dir tune-out/lr$$lr --overwrite_output_dir --no_progress || exit 1; \
+	done
+	$(PY) -c "import json,glob; [print(p, {k: round(v, 4) for k, v in json.load(open(p))['after']['validation']['summary'].items() if k in ('mono','cross','multi','rank_distance')}) for p in sorted(glob.glob('tune-out/*/report.json'))]"
