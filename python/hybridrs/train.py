@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         name = f"--{f.name}"
         default = f.default if f.default is not dataclasses.MISSING else None
         t = f.type if isinstance(f.type, str) else str(f.type)
-        if f.name in ("eval_data", "train_languages", "eval_languages"):
+        if f.name == "eval_data":
+            p.add_argument(name, nargs="*", help="LAReQA directories (none: no test set)")
+        elif f.name in ("train_languages", "eval_languages"):
             p.add_argument(name, nargs="+")
         elif t == "bool":
             p.add_argument(name, nargs="?", const=True, type=_bool)
