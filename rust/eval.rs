@@ -30,10 +30,6 @@ pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
     fn finite(self) -> bool;
     /// The value as f64 (for error messages).
     fn as_f64(self) -> f64;
-    /// 0 and 1 (matrix-product coefficients).
-    const ZERO: Self;
-    /// 1.
-    const ONE: Self;
 }
 
 impl Score for f32 {
@@ -44,8 +40,6 @@ impl Score for f32 {
     fn as_f64(self) -> f64 {
         f64::from(self)
     }
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
 }
 
 impl Score for f64 {
@@ -56,8 +50,6 @@ impl Score for f64 {
     fn as_f64(self) -> f64 {
         self
     }
-    const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
 }
 
 /// Normalisation of AP@K.
@@ -646,112 +638,6 @@ pub fn query_metrics<T: Score>(
     Ok(m)
 }
 
-/// Per-question metrics of dot-product scores `q @ c^T` for the question rows
-/// `first_row..first_row + q.len() / dim`, computed block by block (`block_rows` rows at a
-/// time) on the same thread pool as the metric kernel, each block scored while it is still in
-/// cache; the whole score matrix is never held. `q` is `rows x dim`, `c` is `n_candidates x
-/// dim`, both row-major.
-#[allow(clippy::too_many_arguments)]
-pub fn query_metrics_embeddings<T: Score>(
-    q: &[T],
-    first_row: usize,
-    c: &[T],
-    dim: usize,
-    rel: &Relevance<'_>,
-    layout: &Layout,
-    spec: &Spec,
-    block_rows: usize,
-) -> CoreResult<QueryMetrics> {
-    let nc = layout.n_candidates();
-    if dim == 0 {
-        return Err(CoreError::shape("query_embeddings", "has dimension 0"));
-    }
-    if !q.len().is_multiple_of(dim) {
-        return Err(CoreError::shape(
-            "query_embeddings",
-            format!(
-                "has {} values, not a whole number of rows of {dim}",
-                q.len()
-            ),
-        ));
-    }
-    let nq = q.len() / dim;
-    if first_row + nq > rel.n_questions() {
-        return Err(CoreError::shape(
-            "query_embeddings",
-            format!(
-                "rows {first_row}..{} exceed the {} questions of the relevance",
-                first_row + nq,
-                rel.n_questions()
-            ),
-        ));
-    }
-    if c.len() != nc.saturating_mul(dim) {
-        return Err(CoreError::shape(
-            "candidate_embeddings",
-            format!("has {} values, expected {nc} x {dim}", c.len()),
-        ));
-    }
-    let rows = block_rows.max(1);
-    let mut buf = vec![T::ZERO; rows.min(nq.max(1)) * nc];
-    let mut parts = Vec::new();
-    for first in (0..nq).step_by(rows) {
-        let m = rows.min(nq - first);
-        let global = first_row + first;
-        let dst = &mut buf[..m * nc];
-        // SAFETY: `dst` holds m x nc values (row stride nc); `q[first * dim..]` holds m x dim
-        // (row stride dim); `c` holds nc x dim, read transposed (column stride dim). All three
-        // lengths were checked above; the pointers are valid and do not alias `dst`.
-        unsafe {
-            gemm::gemm(
-                m,
-                nc,
-                dim,
-                dst.as_mut_ptr(),
-                1,
-                nc as isize,
-                false,
-                q[first * dim..].as_ptr(),
-                1,
-                dim as isize,
-                c.as_ptr(),
-                dim as isize,
-                1,
-                T::ZERO,
-                T::ONE,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
-        }
-        parts.push(query_metrics(dst, m, global, rel, layout, spec)?);
-    }
-    let mut out = QueryMetrics {
-        n_langs: layout.n_langs(),
-        n_ks: spec.recall_ks.len(),
-        n_relevant: Vec::with_capacity(nq),
-        ap: Vec::with_capacity(nq),
-        ap_at_k: Vec::with_capacity(nq),
-        recall: Vec::new(),
-        rank_distance: Vec::with_capacity(nq),
-        lang_ap: Vec::new(),
-        lang_ap_at_k: Vec::new(),
-        lang_recall: Vec::new(),
-    };
-    for p in parts {
-        out.n_relevant.extend(p.n_relevant);
-        out.ap.extend(p.ap);
-        out.ap_at_k.extend(p.ap_at_k);
-        out.recall.extend(p.recall);
-        out.rank_distance.extend(p.rank_distance);
-        out.lang_ap.extend(p.lang_ap);
-        out.lang_ap_at_k.extend(p.lang_ap_at_k);
-        out.lang_recall.extend(p.lang_recall);
-    }
-    Ok(out)
-}
-
 /// The `i`-th run of `width` values (empty when `width` is 0).
 fn slice_mut(v: &mut [f64], i: usize, width: usize) -> &mut [f64] {
     &mut v[i * width..(i + 1) * width]
@@ -945,38 +831,6 @@ mod tests {
         // recall@1 of row 1 pooled: rank of column 4 (0.2) is 1 + #{0.9, 0.3} = 3.
         assert_eq!(m.recall[2], 0.0);
         assert_eq!(m.rank_distance[1], 0.0);
-    }
-
-    #[test]
-    fn embeddings_path_equals_scores_path() {
-        let layout = Layout::new(&[0, 3, 5]).unwrap();
-        let indptr = [0i64, 2, 3, 5];
-        let indices = [1i64, 3, 4, 0, 2];
-        let rel = Relevance {
-            indptr: &indptr,
-            indices: &indices,
-        };
-        let dim = 3;
-        let q: Vec<f64> = (0..9).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
-        let c: Vec<f64> = (0..15).map(|i| ((i * 3) % 7) as f64 - 3.0).collect();
-        let mut s = vec![0.0; 15];
-        for i in 0..3 {
-            for j in 0..5 {
-                s[i * 5 + j] = (0..dim).map(|d| q[i * dim + d] * c[j * dim + d]).sum();
-            }
-        }
-        let want = query_metrics(&s, 3, 0, &rel, &layout, &spec()).unwrap();
-        for block in [1, 2, 3, 10] {
-            let got =
-                query_metrics_embeddings(&q, 0, &c, dim, &rel, &layout, &spec(), block).unwrap();
-            assert_eq!(format!("{got:?}"), format!("{want:?}")); // NaN-aware
-        }
-        assert!(query_metrics_embeddings(&q[..8], 0, &c, dim, &rel, &layout, &spec(), 2).is_err());
-        assert!(query_metrics_embeddings(&q, 1, &c, dim, &rel, &layout, &spec(), 2).is_err());
-        // a row range gives the same rows as the whole
-        let tail =
-            query_metrics_embeddings(&q[3..], 1, &c, dim, &rel, &layout, &spec(), 2).unwrap();
-        assert_eq!(tail.ap, want.ap[1..].to_vec());
     }
 
     #[test]

@@ -121,98 +121,6 @@ fn query_metrics<'py>(
     Ok(d)
 }
 
-/// Per-question metrics of `query_embeddings @ candidate_embeddings.T` for the question rows
-/// `first_row..`; see `hybridrs._core.pyi`.
-#[pyfunction]
-#[pyo3(signature = (query_embeddings, first_row, candidate_embeddings, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm, block_rows))]
-#[allow(clippy::too_many_arguments)]
-fn query_metrics_embeddings<'py>(
-    py: Python<'py>,
-    query_embeddings: &Bound<'py, PyAny>,
-    first_row: usize,
-    candidate_embeddings: &Bound<'py, PyAny>,
-    relevance_indptr: &Bound<'py, PyAny>,
-    relevance_indices: &Bound<'py, PyAny>,
-    lang_offsets: &Bound<'py, PyAny>,
-    recall_at: Vec<usize>,
-    map_at: usize,
-    map_norm: &str,
-    block_rows: usize,
-) -> PyResult<Bound<'py, PyDict>> {
-    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
-    let indices = i64_array(relevance_indices, "relevance_indices")?;
-    let offsets = i64_array(lang_offsets, "lang_offsets")?;
-    let spec = eval::Spec {
-        recall_ks: recall_at,
-        map_k: map_at,
-        map_norm: eval::MapNorm::parse(map_norm)?,
-    };
-    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
-    let rel = eval::Relevance {
-        indptr: contiguous(&indptr, "relevance_indptr")?,
-        indices: contiguous(&indices, "relevance_indices")?,
-    };
-    let (q, c) = (
-        scores_array(query_embeddings)?,
-        scores_array(candidate_embeddings)?,
-    );
-    let m = match (&q, &c) {
-        (Scores::F32(a), Scores::F32(b)) => {
-            let dim = same_dim(a.shape(), b.shape())?;
-            let (qs, cs) = (
-                contiguous(a, "query_embeddings")?,
-                contiguous(b, "candidate_embeddings")?,
-            );
-            detached(py, || {
-                eval::query_metrics_embeddings(
-                    qs, first_row, cs, dim, &rel, &layout, &spec, block_rows,
-                )
-            })?
-        }
-        (Scores::F64(a), Scores::F64(b)) => {
-            let dim = same_dim(a.shape(), b.shape())?;
-            let (qs, cs) = (
-                contiguous(a, "query_embeddings")?,
-                contiguous(b, "candidate_embeddings")?,
-            );
-            detached(py, || {
-                eval::query_metrics_embeddings(
-                    qs, first_row, cs, dim, &rel, &layout, &spec, block_rows,
-                )
-            })?
-        }
-        _ => {
-            return Err(PyTypeError::new_err(
-                "candidate_embeddings: dtype must match query_embeddings' (float32 or float64)",
-            ))
-        }
-    };
-    metrics_dict(py, m)
-}
-
-fn same_dim(q: &[usize], c: &[usize]) -> PyResult<usize> {
-    if q[1] != c[1] {
-        return Err(PyValueError::new_err(format!(
-            "candidate_embeddings: dimension {} differs from query_embeddings' {}",
-            c[1], q[1]
-        )));
-    }
-    Ok(q[1])
-}
-
-fn metrics_dict(py: Python<'_>, m: eval::QueryMetrics) -> PyResult<Bound<'_, PyDict>> {
-    let d = PyDict::new(py);
-    d.set_item("n_relevant", m.n_relevant.into_pyarray(py))?;
-    d.set_item("ap", m.ap.into_pyarray(py))?;
-    d.set_item("ap_at_k", m.ap_at_k.into_pyarray(py))?;
-    d.set_item("recall", m.recall.into_pyarray(py))?;
-    d.set_item("rank_distance", m.rank_distance.into_pyarray(py))?;
-    d.set_item("lang_ap", m.lang_ap.into_pyarray(py))?;
-    d.set_item("lang_ap_at_k", m.lang_ap_at_k.into_pyarray(py))?;
-    d.set_item("lang_recall", m.lang_recall.into_pyarray(py))?;
-    Ok(d)
-}
-
 fn check_cols(shape: &[usize], n_candidates: usize) -> PyResult<()> {
     if shape[1] != n_candidates {
         return Err(PyValueError::new_err(format!(
@@ -415,7 +323,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(query_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
-    m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_class::<PyPairPool>()?;
     m.add_class::<PySampler>()?;
     Ok(())

@@ -5,14 +5,7 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = [
-    "HybridSampler",
-    "PairPool",
-    "__version__",
-    "aggregate",
-    "query_metrics",
-    "query_metrics_embeddings",
-]
+__all__ = ["HybridSampler", "PairPool", "__version__", "aggregate", "query_metrics"]
 
 __version__: str
 
@@ -35,23 +28,6 @@ def query_metrics(
     setting without a relevant candidate. Raises TypeError for a wrong dtype and ValueError
     for a wrong shape or a non-finite score. Releases the GIL.
     """
-
-def query_metrics_embeddings(
-    query_embeddings: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    first_row: int,
-    candidate_embeddings: npt.NDArray[np.float32] | npt.NDArray[np.float64],
-    relevance_indptr: npt.NDArray[np.int64],
-    relevance_indices: npt.NDArray[np.int64],
-    lang_offsets: npt.NDArray[np.int64],
-    recall_at: list[int],
-    map_at: int,
-    map_norm: str,
-    block_rows: int,
-) -> dict[str, npt.NDArray[Any]]:
-    """Like :func:`query_metrics` for the scores ``query_embeddings @ candidate_embeddings.T``
-    of the question rows ``first_row .. first_row + len(query_embeddings)``: computed
-    ``block_rows`` rows at a time, never holding the whole matrix. Both arrays C-contiguous,
-    of the same dtype and dimension. Releases the GIL."""
 
 def aggregate(
     query_lang: npt.NDArray[np.int64],

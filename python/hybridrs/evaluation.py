@@ -400,9 +400,8 @@ def evaluate(
     * ``evaluate(dataset, scores)``: ``scores`` is a float32/float64 array of shape
       ``(n_questions, n_candidates)`` (higher is better). Read without a copy when C-contiguous.
     * ``evaluate(dataset, query_embeddings, candidate_embeddings)``: dot-product scores are
-      computed block by block in Rust (a matrix product on the same thread pool as the
-      metric kernel, each block scored while in cache), never holding the whole matrix.
-      Normalise the embeddings first for cosine similarity.
+      computed block by block (BLAS through numpy) and handed to the Rust kernel, never
+      holding the whole matrix. Normalise the embeddings first for cosine similarity.
 
     Args:
         dataset: The retrieval set (see :func:`hybridrs.load_lareqa`).
@@ -411,7 +410,7 @@ def evaluate(
         map_at: Cutoff of mAP@K.
         map_norm: ``"R"`` (divide by the number of relevant candidates, as trec_eval) or
             ``"min(k,R)"``.
-        block_rows: Question rows per block in the embeddings form (default 256).
+        block_rows: Rows per block in the embeddings form (default: about 64 MB of scores).
         keep_per_query: Keep per-question values in ``report.per_query``.
         progress: Show a progress bar over blocks (embeddings form).
 
@@ -460,19 +459,20 @@ def evaluate(
             )
         dtype = np.result_type(q.dtype, c.dtype)
         q = np.ascontiguousarray(q, dtype=dtype)
-        c = np.ascontiguousarray(c, dtype=dtype)
-        # Rust multiplies blocks of block_rows questions (gemm on its own thread pool) and
-        # scores each block while it is in cache; Python only walks chunks for the progress bar.
-        rows = block_rows or 256
-        chunk = max(rows, 4096)
-        starts = range(0, nq, chunk)
+        ct = np.ascontiguousarray(c, dtype=dtype).T
+        rows = block_rows or max(1, (64 << 20) // (max(nc, 1) * q.dtype.itemsize))
+        starts = range(0, nq, rows)
         if progress:
             from tqdm.auto import tqdm
 
-            starts = tqdm(starts, desc="scoring", unit="chunk")
-        parts: list[dict[str, np.ndarray]] = [
-            _core.query_metrics_embeddings(q[a : a + chunk], a, c, *common, rows) for a in starts
-        ]
+            starts = tqdm(starts, desc="scoring", unit="block")
+        parts: list[dict[str, np.ndarray]] = []
+        buf = np.empty((min(rows, nq), nc), dtype=dtype)
+        for a in starts:
+            b = min(a + rows, nq)
+            block = buf[: b - a]
+            np.matmul(q[a:b], ct, out=block)
+            parts.append(_core.query_metrics(block, a, *common))
         per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     agg = _core.aggregate(
         dataset.question_lang,
