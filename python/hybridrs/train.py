@@ -51,7 +51,7 @@ class TrainConfig:
     train_languages: list[str] | None = None
     per_device_train_batch_size: int = 32
     gradient_accumulation_steps: int = 1
-    learning_rate: float = 5e-5
+    learning_rate: float = 3e-5
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
