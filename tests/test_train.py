@@ -309,15 +309,35 @@ def test_compare_writes_table_and_chart(tiny_model, tmp_path):
     from hybridrs.train import main as train_main
 
     out = tmp_path / "cmp"
-    argv = ["--compare", "mono,hybrid", "--model", str(tiny_model), "--train_data",
-            str(MLQA), "--output_dir", str(out), "--max_steps", "2",
-            "--per_device_train_batch_size", "4", "--eval_articles", "0",
-            "--eval_max_questions_per_language", "20", "--no_progress",
-            "--dataloader_num_workers", "0"]
+    argv = [
+        "--compare",
+        "mono,hybrid",
+        "--model",
+        str(tiny_model),
+        "--train_data",
+        str(MLQA),
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--eval_articles",
+        "0",
+        "--eval_max_questions_per_language",
+        "20",
+        "--no_progress",
+        "--dataloader_num_workers",
+        "0",
+    ]
     assert train_main(argv) == 0
     table = (out / "comparison.md").read_text()
-    for row in ("mlqa-r->xquad-r | TF-IDF", "mlqa-r->xquad-r | untrained",
-                "mlqa-r->xquad-r | mono", "xquad-r->mlqa-r | hybrid"):
+    for row in (
+        "mlqa-r->xquad-r | TF-IDF",
+        "mlqa-r->xquad-r | untrained",
+        "mlqa-r->xquad-r | mono",
+        "xquad-r->mlqa-r | hybrid",
+    ):
         assert row in table, row
     assert (out / "comparison.png").stat().st_size > 1000
     assert train_main(["--compare", "mono,bogus", "--output_dir", str(out)]) == 2
