@@ -89,7 +89,7 @@ def test_lareqa_directory():
     assert len(para.passages[0]) > len(qa.passages[qa.langs.index("en")])
 
 
-def test_datasets_dataset_and_hub_name():
+def test_datasets_dataset_and_hub_name(monkeypatch):
     datasets = pytest.importorskip("datasets")
     ds = datasets.Dataset.from_list([{**r, "id": str(r["id"])} for r in GOOD])
     qa = load_parallel_qa(ds)
@@ -99,6 +99,8 @@ def test_datasets_dataset_and_hub_name():
     with pytest.raises(ValueError, match="lacks column"):
         load_parallel_qa(datasets.Dataset.from_list([{"id": "1"}]))
     # a hub name fails fast, with a message that says what to do (no hub here)
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
     t = time.perf_counter()
     with pytest.raises(ValueError, match=r"'someone/mlqa-parallel' is not a local file.*unreach"):
         load_parallel_qa("someone/mlqa-parallel")

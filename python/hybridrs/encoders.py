@@ -8,7 +8,6 @@ once with a message saying so.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -127,7 +126,6 @@ class TransformerEncoder:
             raise ImportError(
                 "a transformers encoder needs the model extra: pip install 'hybridrs[model]'"
             ) from e
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.torch = torch
         self.path = root
         self.name = root.name
