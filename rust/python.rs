@@ -90,24 +90,8 @@ fn query_metrics<'py>(
     };
     let s = scores_array(scores)?;
     let m = match &s {
-        Scores::F32(a) => {
-            let shape = a.shape();
-            check_cols(shape, layout.n_candidates())?;
-            let data = contiguous(a, "scores")?;
-            let n = shape[0];
-            detached(py, || {
-                eval::query_metrics(data, n, first_row, &rel, &layout, &spec)
-            })?
-        }
-        Scores::F64(a) => {
-            let shape = a.shape();
-            check_cols(shape, layout.n_candidates())?;
-            let data = contiguous(a, "scores")?;
-            let n = shape[0];
-            detached(py, || {
-                eval::query_metrics(data, n, first_row, &rel, &layout, &spec)
-            })?
-        }
+        Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
+        Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
     };
     let d = PyDict::new(py);
     d.set_item("n_relevant", m.n_relevant.into_pyarray(py))?;
@@ -119,6 +103,24 @@ fn query_metrics<'py>(
     d.set_item("lang_ap_at_k", m.lang_ap_at_k.into_pyarray(py))?;
     d.set_item("lang_recall", m.lang_recall.into_pyarray(py))?;
     Ok(d)
+}
+
+/// Checks a score block's shape and runs the kernel on it with the GIL released.
+fn score_block<T: eval::Score + numpy::Element>(
+    py: Python<'_>,
+    a: &PyReadonlyArray2<'_, T>,
+    first_row: usize,
+    rel: &eval::Relevance<'_>,
+    layout: &eval::Layout,
+    spec: &eval::Spec,
+) -> PyResult<eval::QueryMetrics> {
+    let shape = a.shape();
+    check_cols(shape, layout.n_candidates())?;
+    let data = contiguous(a, "scores")?;
+    let n = shape[0];
+    detached(py, || {
+        eval::query_metrics(data, n, first_row, rel, layout, spec)
+    })
 }
 
 fn check_cols(shape: &[usize], n_candidates: usize) -> PyResult<()> {
