@@ -244,6 +244,10 @@ def test_errors():
         PairPool.from_arrays(["a", "b"], ["en"])
     with pytest.raises(TypeError, match="strings or integers"):
         PairPool.from_arrays([1.5, 2.5], ["en", "de"])
+    with pytest.raises(ValueError, match="step: must lie"):
+        s.step_mode(len(s))
+    with pytest.raises(ValueError, match="g: group -1 out of range"):
+        pool.group(-1)
     with pytest.raises(ValueError, match="no group is left"):
         PairPool.from_arrays(["a"], ["en"]).filter(min_languages=2)
 

@@ -105,7 +105,9 @@ class PairPool:
 
     def group(self, g: int) -> dict[str, int]:
         """``{language: row}`` of group ``g`` (dense group index)."""
-        rows, langs = self._inner.group(g)
+        if not 0 <= int(g) < self.n_groups:
+            raise ValueError(f"g: group {g} out of range 0..{self.n_groups - 1}")
+        rows, langs = self._inner.group(int(g))
         return {self.languages[lang]: row for row, lang in zip(rows, langs)}
 
     def stats(self) -> dict[str, Any]:
@@ -290,7 +292,9 @@ class HybridBatchSampler:
 
     def step_mode(self, step: int) -> str:
         """``"cross"`` or the language of a monolingual step of the current epoch."""
-        m = int(self.plan()["modes"][step])
+        if not 0 <= int(step) < len(self):
+            raise ValueError(f"step: must lie in 0..{len(self) - 1}, got {step}")
+        m = int(self.plan()["modes"][int(step)])
         return "cross" if m < 0 else self.pool.languages[m]
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
