@@ -12,6 +12,7 @@ from typing import Any
 from .data import load_lareqa
 from .encoders import TfidfEncoder
 from .evaluation import evaluate
+from .sampling import STRATEGY_ALPHA
 
 __all__ = ["compare"]
 
@@ -20,9 +21,11 @@ def compare(cfg: Any, strategies: list[str]) -> dict[str, Any]:
     """Trains each strategy in both directions and writes the comparison table and chart."""
     from .train import eval_subset, train
 
-    bad = [s for s in strategies if s not in ("mono", "cross", "hybrid")]
+    bad = [s for s in strategies if s not in STRATEGY_ALPHA]
     if bad or not strategies:
-        raise ValueError(f"compare: strategies must be mono, cross or hybrid, got {strategies}")
+        raise ValueError(
+            f"compare: strategies must be among {sorted(STRATEGY_ALPHA)}, got {strategies}"
+        )
     root = Path(cfg.output_dir)
     data = Path(cfg.train_data).parent
     directions = [(data / "mlqa-r", data / "xquad-r"), (data / "xquad-r", data / "mlqa-r")]

@@ -17,9 +17,10 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["HybridBatchSampler", "PairPool"]
+__all__ = ["STRATEGY_ALPHA", "HybridBatchSampler", "PairPool"]
 
-_STRATEGIES = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
+#: alpha (probability of a monolingual step) of each named strategy.
+STRATEGY_ALPHA = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
 
 
 def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
@@ -209,16 +210,16 @@ class HybridBatchSampler:
         if not isinstance(pool, PairPool):
             raise TypeError(f"pool: expected a PairPool, got {type(pool).__name__}")
         if strategy is not None:
-            if strategy not in _STRATEGIES:
+            if strategy not in STRATEGY_ALPHA:
                 raise ValueError(
-                    f"strategy: must be one of {sorted(_STRATEGIES)}, got {strategy!r}"
+                    f"strategy: must be one of {sorted(STRATEGY_ALPHA)}, got {strategy!r}"
                 )
-            if alpha is not None and alpha != _STRATEGIES[strategy]:
+            if alpha is not None and alpha != STRATEGY_ALPHA[strategy]:
                 raise ValueError(
                     f"alpha: {alpha} contradicts strategy={strategy!r} (alpha "
-                    f"{_STRATEGIES[strategy]}); give one of them"
+                    f"{STRATEGY_ALPHA[strategy]}); give one of them"
                 )
-            alpha = _STRATEGIES[strategy]
+            alpha = STRATEGY_ALPHA[strategy]
         alpha = 0.5 if alpha is None else float(alpha)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha: must lie in [0, 1], got {alpha}")

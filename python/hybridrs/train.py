@@ -27,7 +27,7 @@ import numpy as np
 from .data import RetrievalSet, load_lareqa
 from .evaluation import EvalReport, evaluate
 from .parallel import ParallelQA, load_parallel_qa
-from .sampling import HybridBatchSampler
+from .sampling import STRATEGY_ALPHA, HybridBatchSampler
 
 __all__ = ["TrainConfig", "main", "train"]
 
@@ -92,8 +92,8 @@ class TrainConfig:
         checks = [
             (
                 "strategy",
-                self.strategy in ("mono", "cross", "hybrid"),
-                "must be mono, cross or hybrid",
+                self.strategy in STRATEGY_ALPHA,
+                f"must be one of {sorted(STRATEGY_ALPHA)}",
             ),
             ("alpha", self.alpha is None or 0.0 <= self.alpha <= 1.0, "must lie in [0, 1]"),
             ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, "must be >= 1"),
@@ -128,8 +128,7 @@ class TrainConfig:
             if not ok:
                 raise ValueError(f"{name}: {msg}, got {getattr(self, name)!r}")
         if self.alpha is not None and self.strategy != "hybrid":
-            want = {"mono": 1.0, "cross": 0.0}[self.strategy]
-            if self.alpha != want:
+            if self.alpha != STRATEGY_ALPHA[self.strategy]:
                 raise ValueError(f"alpha: {self.alpha} contradicts strategy={self.strategy!r}")
 
     @property
@@ -137,7 +136,7 @@ class TrainConfig:
         """alpha, or the strategy's."""
         if self.alpha is not None:
             return self.alpha
-        return {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}[self.strategy]
+        return STRATEGY_ALPHA[self.strategy]
 
 
 # -- configuration from files and the command line -------------------------------------------
@@ -173,7 +172,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for f in dataclasses.fields(TrainConfig):
         name = f"--{f.name}"
-        default = f.default if f.default is not dataclasses.MISSING else None
         t = f.type if isinstance(f.type, str) else str(f.type)
         if f.name == "eval_data":
             p.add_argument(name, nargs="*", help="LAReQA directories (none: no test set)")
@@ -187,7 +185,6 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument(name, type=float)
         else:
             p.add_argument(name, type=str)
-        del default
     return p
 
 
@@ -1017,7 +1014,7 @@ def model_card(report: dict[str, Any], qa: ParallelQA) -> str:
     cfg = report["config"]
     alpha = cfg["alpha"]
     if alpha is None:
-        alpha = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}[cfg["strategy"]]
+        alpha = STRATEGY_ALPHA[cfg["strategy"]]
     lines = [
         "# Hybrid-batch fine-tuned multilingual retriever (hybridrs)",
         "",
