@@ -411,7 +411,10 @@ def hnsw_report(
     vectors; exact search below ``exact_search_below`` candidates): recall@10 against exact
     search, and mAP@10 from both rankings."""
     k = min(10, ds.n_candidates)
-    exact = np.argsort(-(q @ c.T), axis=1, kind="stable")[:, :k]
+    # Exact top k, a block of questions at a time: never the whole score matrix in memory.
+    exact = np.empty((ds.n_questions, k), dtype=np.int64)
+    for a in range(0, ds.n_questions, 1024):
+        exact[a : a + 1024] = np.argsort(-(q[a : a + 1024] @ c.T), axis=1, kind="stable")[:, :k]
     method = "exact"
     approx = exact
     if ds.n_candidates >= cfg.exact_search_below:
@@ -506,6 +509,7 @@ class Trainer:
             world_size=self.world_size,
         )
         self._check_eval_on_train()
+        self._eval_cache: list[tuple[str, RetrievalSet, RetrievalSet]] | None = None
 
     # -- set-up helpers --------------------------------------------------------------------------
     def _check_output_dir(self) -> None:
@@ -605,13 +609,7 @@ class Trainer:
         if not self.main:
             return results
         seen = set(self.qa.languages)
-        sets: list[tuple[str, RetrievalSet, RetrievalSet]] = []
-        for path in self.cfg.eval_data:
-            full = load_lareqa(path)
-            sets.append((Path(path).name, full, eval_subset(full, self.cfg, self.on_cpu)))
-        if self.validation is not None:
-            sets.append(("validation", self.validation, self.validation))
-        for name, full, ds in sets:
+        for name, full, ds in self._eval_sets():
             t0 = time.perf_counter()
             q, c = self._embed_cached(ds, self._base_fingerprint() if cached else None)
             report = evaluate(ds, q, c)
@@ -634,6 +632,18 @@ class Trainer:
             }
             self._print_eval(name, tag, report, results[name])
         return results
+
+    def _eval_sets(self) -> list[tuple[str, RetrievalSet, RetrievalSet]]:
+        """(name, full set, evaluated subset) of every eval set, loaded once per run."""
+        if self._eval_cache is None:
+            sets = []
+            for path in self.cfg.eval_data:
+                full = load_lareqa(path)
+                sets.append((Path(path).name, full, eval_subset(full, self.cfg, self.on_cpu)))
+            if self.validation is not None:
+                sets.append(("validation", self.validation, self.validation))
+            self._eval_cache = sets
+        return self._eval_cache
 
     def _print_eval(self, name: str, tag: str, report: EvalReport, r: dict[str, Any]) -> None:
         s = r["summary"]
