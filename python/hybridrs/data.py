@@ -26,7 +26,8 @@ import numpy as np
 
 __all__ = ["Candidate", "Question", "RetrievalSet", "load_lareqa"]
 
-_LANG_RE = re.compile(r"^[a-z]{2,3}([-_][a-z0-9]{2,8})?$")
+#: A language code: ISO 639 letters, optionally a script/region suffix ("en", "zh-Hans").
+LANG_CODE_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 
 
 @dataclass(frozen=True)
@@ -239,10 +240,10 @@ class RetrievalSet:
 # -- loading -------------------------------------------------------------------------------
 def _lang_of_file(path: Path) -> str:
     stem = path.stem.lower()
-    if _LANG_RE.match(stem):
+    if LANG_CODE_RE.match(stem):
         return stem
     token = re.split(r"[._]", stem)[-1]
-    if _LANG_RE.match(token):
+    if LANG_CODE_RE.match(token):
         return token
     raise ValueError(f"{path}: cannot tell the language from the file name (want <lang>.json)")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -17,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .data import LANG_CODE_RE
+
 if TYPE_CHECKING:
     from .sampling import PairPool
 
 __all__ = ["ParallelQA", "load_parallel_qa"]
 
-_LANG_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
 _FIELDS = ("id", "lang", "question", "passage")
 
 
@@ -98,7 +98,7 @@ class _Collector:
         if not isinstance(rid, (str, int)) or isinstance(rid, bool):
             self.bad(where, f"field 'id' must be a string or integer, got {rid!r}", "bad id")
             return
-        if not isinstance(lang, str) or not _LANG_RE.match(lang):
+        if not isinstance(lang, str) or not LANG_CODE_RE.match(lang):
             self.bad(where, f"field 'lang' is not a language code: {lang!r}", "bad lang")
             return
         for f in ("question", "passage"):
