@@ -30,7 +30,35 @@ pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
     fn finite(self) -> bool;
     /// The value as f64 (for error messages).
     fn as_f64(self) -> f64;
+    /// Whether every value of a slice is finite: the largest magnitude bit pattern is below the
+    /// exponent-all-ones pattern of infinities and NaNs (an integer max that vectorises, no
+    /// early exit).
+    fn all_finite(s: &[Self]) -> bool;
+    /// Copies the values of `s` that are not below `t` (NaN included) to the front of `buf`
+    /// (which holds at least `s.len() + COMPACT_PAD` values) and returns how many. Whether the
+    /// values of `s` are all finite is returned too (checked in the same pass).
+    // `!(x < t)` on purpose: NaN is kept, so that the finiteness check sees it.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    fn compact(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool) {
+        let mut n = 0;
+        for &x in s {
+            buf[n] = x;
+            n += usize::from(!(x < t));
+        }
+        (n, Self::all_finite(s))
+    }
+    /// [`Score::compact`] with AVX-512 compress instructions.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F and POPCNT, and `buf` must hold at least `s.len() + COMPACT_PAD`
+    /// values.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn compact_avx512(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool);
 }
+
+/// Extra room at the end of a compaction buffer (whole-vector stores may run past the values
+/// kept).
+pub(crate) const COMPACT_PAD: usize = 16;
 
 impl Score for f32 {
     #[inline(always)]
@@ -39,6 +67,49 @@ impl Score for f32 {
     }
     fn as_f64(self) -> f64 {
         f64::from(self)
+    }
+    #[inline(always)]
+    fn all_finite(s: &[Self]) -> bool {
+        s.iter()
+            .fold(0u32, |m, &x| m.max(x.to_bits() & 0x7fff_ffff))
+            < 0x7f80_0000
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,popcnt")]
+    unsafe fn compact_avx512(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool) {
+        use std::arch::x86_64::*;
+        debug_assert!(buf.len() >= s.len() + COMPACT_PAD);
+        let tv = _mm512_set1_ps(t);
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        let mut mx = _mm512_setzero_si512();
+        let mut n = 0usize;
+        let out = buf.as_mut_ptr();
+        let chunks = s.len() / 16;
+        for c in 0..chunks {
+            // SAFETY: `c * 16 + 16 <= s.len()`; the store writes 16 values at `n <= c * 16`,
+            // inside `buf` (at least `s.len() + 16` long).
+            unsafe {
+                let x = _mm512_loadu_ps(s.as_ptr().add(c * 16));
+                let keep = _mm512_cmp_ps_mask::<_CMP_NLT_UQ>(x, tv);
+                _mm512_storeu_ps(out.add(n), _mm512_maskz_compress_ps(keep, x));
+                n += keep.count_ones() as usize;
+                mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_castps_si512(x), abs));
+            }
+        }
+        let rest = s.len() - chunks * 16;
+        if rest > 0 {
+            let lanes: __mmask16 = (1u32 << rest).wrapping_sub(1) as __mmask16;
+            // SAFETY: the masked load reads only the `rest` values left in `s`; the store is in
+            // `buf` as above.
+            unsafe {
+                let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(chunks * 16));
+                let keep = _mm512_mask_cmp_ps_mask::<_CMP_NLT_UQ>(lanes, x, tv);
+                _mm512_storeu_ps(out.add(n), _mm512_maskz_compress_ps(keep, x));
+                n += keep.count_ones() as usize;
+                mx = _mm512_max_epu32(mx, _mm512_and_si512(_mm512_castps_si512(x), abs));
+            }
+        }
+        (n, _mm512_reduce_max_epu32(mx) < 0x7f80_0000)
     }
 }
 
@@ -49,6 +120,49 @@ impl Score for f64 {
     }
     fn as_f64(self) -> f64 {
         self
+    }
+    #[inline(always)]
+    fn all_finite(s: &[Self]) -> bool {
+        s.iter()
+            .fold(0u64, |m, &x| m.max(x.to_bits() & 0x7fff_ffff_ffff_ffff))
+            < 0x7ff0_0000_0000_0000
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,popcnt")]
+    unsafe fn compact_avx512(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool) {
+        use std::arch::x86_64::*;
+        debug_assert!(buf.len() >= s.len() + COMPACT_PAD);
+        let tv = _mm512_set1_pd(t);
+        let abs = _mm512_set1_epi64(0x7fff_ffff_ffff_ffff);
+        let mut mx = _mm512_setzero_si512();
+        let mut n = 0usize;
+        let out = buf.as_mut_ptr();
+        let chunks = s.len() / 8;
+        for c in 0..chunks {
+            // SAFETY: `c * 8 + 8 <= s.len()`; the store writes 8 values at `n <= c * 8`, inside
+            // `buf` (at least `s.len() + 16` long).
+            unsafe {
+                let x = _mm512_loadu_pd(s.as_ptr().add(c * 8));
+                let keep = _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(x, tv);
+                _mm512_storeu_pd(out.add(n), _mm512_maskz_compress_pd(keep, x));
+                n += keep.count_ones() as usize;
+                mx = _mm512_max_epu64(mx, _mm512_and_si512(_mm512_castpd_si512(x), abs));
+            }
+        }
+        let rest = s.len() - chunks * 8;
+        if rest > 0 {
+            let lanes: __mmask8 = ((1u32 << rest) - 1) as __mmask8;
+            // SAFETY: the masked load reads only the `rest` values left in `s`; the store is in
+            // `buf` as above.
+            unsafe {
+                let x = _mm512_maskz_loadu_pd(lanes, s.as_ptr().add(chunks * 8));
+                let keep = _mm512_mask_cmp_pd_mask::<_CMP_NLT_UQ>(lanes, x, tv);
+                _mm512_storeu_pd(out.add(n), _mm512_maskz_compress_pd(keep, x));
+                n += keep.count_ones() as usize;
+                mx = _mm512_max_epu64(mx, _mm512_and_si512(_mm512_castpd_si512(x), abs));
+            }
+        }
+        (n, _mm512_reduce_max_epu64(mx) < 0x7ff0_0000_0000_0000)
     }
 }
 
@@ -107,7 +221,7 @@ impl Spec {
 /// Candidate columns grouped by language.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
-    offsets: Vec<usize>,
+    pub(crate) offsets: Vec<usize>,
 }
 
 impl Layout {
@@ -154,7 +268,7 @@ impl Layout {
     }
 
     /// Language of a candidate column (which must be `< n_candidates`).
-    fn lang_of(&self, col: usize) -> usize {
+    pub(crate) fn lang_of(&self, col: usize) -> usize {
         self.offsets.partition_point(|&o| o <= col) - 1
     }
 }
@@ -283,7 +397,7 @@ impl QueryMetrics {
 
 /// Counts of `x >= t` and `x > t` over a slice. A tight loop that LLVM vectorises.
 #[inline(always)]
-fn count_ge_gt<T: Score>(s: &[T], t: T) -> (u32, u32) {
+pub(crate) fn count_ge_gt<T: Score>(s: &[T], t: T) -> (u32, u32) {
     let mut ge = 0u32;
     let mut gt = 0u32;
     for &x in s {
@@ -293,30 +407,99 @@ fn count_ge_gt<T: Score>(s: &[T], t: T) -> (u32, u32) {
     (ge, gt)
 }
 
-/// Whether every value of a slice is finite (no early exit, so it vectorises).
+/// Thresholds handled together by [`count_few`] (one vector register of f32).
+const LANES: usize = 16;
+
+/// Adds the `ge`/`gt` counts of language `l` over a short run of scores (the survivors of compaction):
+/// the thresholds sit in the lanes of a vector and each score is compared with all of them at
+/// once, so a short run costs no per-threshold loop overhead.
 #[inline(always)]
-fn all_finite<T: Score>(s: &[T]) -> bool {
-    s.iter().fold(true, |acc, &x| acc & x.finite())
+pub(crate) fn count_few<T: Score>(
+    kept: &[T],
+    thr: &[T],
+    l: usize,
+    n_langs: usize,
+    ge: &mut [u32],
+    gt: &mut [u32],
+) {
+    for (c, chunk) in thr.chunks(LANES).enumerate() {
+        // Padding lanes hold the first threshold; their counts are not written back.
+        let mut t = [chunk[0]; LANES];
+        t[..chunk.len()].copy_from_slice(chunk);
+        let mut n_ge = [0u32; LANES];
+        let mut n_gt = [0u32; LANES];
+        for &x in kept {
+            for i in 0..LANES {
+                n_ge[i] += u32::from(x >= t[i]);
+                n_gt[i] += u32::from(x > t[i]);
+            }
+        }
+        for i in 0..chunk.len() {
+            let j = c * LANES + i;
+            ge[j * n_langs + l] += n_ge[i];
+            gt[j * n_langs + l] += n_gt[i];
+        }
+    }
 }
 
-/// Fills `ge`/`gt` (`k x L`, row-major) for one score row; false if a value is not finite.
+/// Adds to `ge`/`gt` (`k x L`, row-major, zeroed by the caller) the counts of one score row; false if a value is not finite.
+///
+/// Only candidates scoring at least the lowest relevant score `t_min` can count for any
+/// threshold, so each language slice is first compacted to those (one comparison per score,
+/// AVX-512 compress where the CPU has it) and the `2 k` comparisons run over the survivors
+/// only. For a useful retriever the relevant candidates rank high and few scores survive; when
+/// most do (near-random scores), the row switches to counting the slices directly.
 #[inline(always)]
-fn count_row<T: Score>(
+fn count_row<T: Score, const AVX512: bool>(
     row: &[T],
     offsets: &[usize],
     thr: &[T],
     ge: &mut [u32],
     gt: &mut [u32],
+    buf: &mut Vec<T>,
 ) -> bool {
     let n_langs = offsets.len() - 1;
+    let Some(&first) = thr.first() else {
+        return T::all_finite(row);
+    };
+    // NaN thresholds are skipped here (a NaN `t_min` keeps every score, and the finiteness
+    // check reports it).
+    let t_min = thr.iter().fold(first, |m, &t| if t < m { t } else { m });
+    let mut compact = true;
     let mut finite = true;
     for l in 0..n_langs {
         let slice = &row[offsets[l]..offsets[l + 1]];
-        finite &= all_finite(slice);
-        for (j, &t) in thr.iter().enumerate() {
-            let (a, b) = count_ge_gt(slice, t);
-            ge[j * n_langs + l] = a;
-            gt[j * n_langs + l] = b;
+        if compact {
+            if buf.len() < slice.len() + COMPACT_PAD {
+                buf.resize(slice.len() + COMPACT_PAD, t_min);
+            }
+            let (n, ok) = if AVX512 {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: `AVX512` is only true in the AVX-512 build chosen after run-time
+                    // detection, and `buf` was sized just above.
+                    unsafe { T::compact_avx512(slice, t_min, buf) }
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                {
+                    T::compact(slice, t_min, buf)
+                }
+            } else {
+                T::compact(slice, t_min, buf)
+            };
+            finite &= ok;
+            // Most scores survive: compaction does not pay on this row.
+            if 4 * n > 3 * slice.len() {
+                compact = false;
+            }
+            count_few(&buf[..n], thr, l, n_langs, ge, gt);
+        } else {
+            finite &= T::all_finite(slice);
+            for (j, &t) in thr.iter().enumerate() {
+                let (a, b) = count_ge_gt(slice, t);
+                ge[j * n_langs + l] += a;
+                gt[j * n_langs + l] += b;
+            }
         }
     }
     finite
@@ -330,20 +513,22 @@ fn count_row_avx2<T: Score>(
     thr: &[T],
     ge: &mut [u32],
     gt: &mut [u32],
+    buf: &mut Vec<T>,
 ) -> bool {
-    count_row(row, offsets, thr, ge, gt)
+    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
 fn count_row_avx512<T: Score>(
     row: &[T],
     offsets: &[usize],
     thr: &[T],
     ge: &mut [u32],
     gt: &mut [u32],
+    buf: &mut Vec<T>,
 ) -> bool {
-    count_row(row, offsets, thr, ge, gt)
+    count_row::<T, true>(row, offsets, thr, ge, gt, buf)
 }
 
 /// Dispatches to an AVX-512 or AVX2 build of the same loop when the CPU has it.
@@ -353,33 +538,36 @@ fn count_row_dispatch<T: Score>(
     thr: &[T],
     ge: &mut [u32],
     gt: &mut [u32],
+    buf: &mut Vec<T>,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("popcnt")
         {
             // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
-            return unsafe { count_row_avx512(row, offsets, thr, ge, gt) };
+            return unsafe { count_row_avx512(row, offsets, thr, ge, gt, buf) };
         }
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { count_row_avx2(row, offsets, thr, ge, gt) };
+            return unsafe { count_row_avx2(row, offsets, thr, ge, gt, buf) };
         }
     }
-    count_row(row, offsets, thr, ge, gt)
+    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
 }
 
 /// Reusable per-task buffers (no allocation per row once warmed up).
-struct Scratch<T> {
-    cols: Vec<usize>,
-    thr: Vec<T>,
-    ge: Vec<u32>,
-    gt: Vec<u32>,
-    n_ge: Vec<u32>,
-    rank: Vec<u32>,
-    nrel: Vec<u32>,
+pub(crate) struct Scratch<T> {
+    pub(crate) cols: Vec<usize>,
+    pub(crate) thr: Vec<T>,
+    pub(crate) ge: Vec<u32>,
+    pub(crate) gt: Vec<u32>,
+    pub(crate) n_ge: Vec<u32>,
+    pub(crate) rank: Vec<u32>,
+    pub(crate) nrel: Vec<u32>,
+    pub(crate) buf: Vec<T>,
 }
 
 impl<T> Default for Scratch<T> {
@@ -392,20 +580,21 @@ impl<T> Default for Scratch<T> {
             n_ge: Vec::new(),
             rank: Vec::new(),
             nrel: Vec::new(),
+            buf: Vec::new(),
         }
     }
 }
 
 /// The outputs of one row.
-struct RowSink<'a> {
-    n_rel: &'a mut u32,
-    ap: &'a mut f64,
-    ap_at_k: &'a mut f64,
-    rank_distance: &'a mut f64,
-    recall: &'a mut [f64],
-    lang_ap: &'a mut [f64],
-    lang_ap_at_k: &'a mut [f64],
-    lang_recall: &'a mut [f64],
+pub(crate) struct RowSink<'a> {
+    pub(crate) n_rel: &'a mut u32,
+    pub(crate) ap: &'a mut f64,
+    pub(crate) ap_at_k: &'a mut f64,
+    pub(crate) rank_distance: &'a mut f64,
+    pub(crate) recall: &'a mut [f64],
+    pub(crate) lang_ap: &'a mut [f64],
+    pub(crate) lang_ap_at_k: &'a mut [f64],
+    pub(crate) lang_recall: &'a mut [f64],
 }
 
 /// AP, AP@K and recall@K of a relevant set whose members have, per member `j`, the number of
@@ -466,6 +655,28 @@ fn member_counts<T: Score>(
     }
 }
 
+/// Sets `sc.cols` to the relevant columns of question `q`, sorted and without repeats (columns
+/// are grouped by language, so each language's relevant members form one contiguous run), and
+/// zeroes the `k x L` counts.
+pub(crate) fn relevant_columns<T>(
+    sc: &mut Scratch<T>,
+    rel: &Relevance<'_>,
+    q: usize,
+    n_langs: usize,
+) {
+    let (a, b) = (rel.indptr[q] as usize, rel.indptr[q + 1] as usize);
+    sc.cols.clear();
+    sc.cols
+        .extend(rel.indices[a..b].iter().map(|&c| c as usize));
+    sc.cols.sort_unstable();
+    sc.cols.dedup();
+    let k = sc.cols.len();
+    sc.ge.clear();
+    sc.ge.resize(k * n_langs, 0);
+    sc.gt.clear();
+    sc.gt.resize(k * n_langs, 0);
+}
+
 #[allow(clippy::too_many_arguments)]
 fn row_metrics<T: Score>(
     row: &[T],
@@ -477,24 +688,17 @@ fn row_metrics<T: Score>(
     sc: &mut Scratch<T>,
     out: RowSink<'_>,
 ) -> CoreResult<()> {
-    let n_langs = layout.n_langs();
-    let n_ks = spec.recall_ks.len();
-    // Relevant columns, sorted: columns are grouped by language, so each language's
-    // relevant members form one contiguous run.
-    let (a, b) = (rel.indptr[q] as usize, rel.indptr[q + 1] as usize);
-    sc.cols.clear();
-    sc.cols
-        .extend(rel.indices[a..b].iter().map(|&c| c as usize));
-    sc.cols.sort_unstable();
-    sc.cols.dedup();
-    let k = sc.cols.len();
+    relevant_columns(sc, rel, q, layout.n_langs());
     sc.thr.clear();
     sc.thr.extend(sc.cols.iter().map(|&c| row[c]));
-    sc.ge.clear();
-    sc.ge.resize(k * n_langs, 0);
-    sc.gt.clear();
-    sc.gt.resize(k * n_langs, 0);
-    if !count_row_dispatch(row, &layout.offsets, &sc.thr, &mut sc.ge, &mut sc.gt) {
+    if !count_row_dispatch(
+        row,
+        &layout.offsets,
+        &sc.thr,
+        &mut sc.ge,
+        &mut sc.gt,
+        &mut sc.buf,
+    ) {
         // Slow path only on error: find the first offending value for the message.
         let (col, v) = row
             .iter()
@@ -507,6 +711,21 @@ fn row_metrics<T: Score>(
             value: v,
         });
     }
+    finish_row(sc, layout, spec, out);
+    Ok(())
+}
+
+/// Metrics of one row from its relevant columns (`sc.cols`, sorted), their scores (`sc.thr`)
+/// and the `ge`/`gt` counts (`k x L`).
+pub(crate) fn finish_row<T: Score>(
+    sc: &mut Scratch<T>,
+    layout: &Layout,
+    spec: &Spec,
+    out: RowSink<'_>,
+) {
+    let n_langs = layout.n_langs();
+    let n_ks = spec.recall_ks.len();
+    let k = sc.cols.len();
     let nan = f64::NAN;
     *out.n_rel = k as u32;
     *out.ap = nan;
@@ -517,7 +736,7 @@ fn row_metrics<T: Score>(
     out.lang_ap_at_k.fill(nan);
     out.lang_recall.fill(nan);
     if k == 0 {
-        return Ok(());
+        return;
     }
 
     // Pooled setting.
@@ -548,7 +767,6 @@ fn row_metrics<T: Score>(
         out.lang_ap_at_k[l] = ap_k;
         start = end;
     }
-    Ok(())
 }
 
 /// Rows handled by one parallel task.
@@ -831,6 +1049,145 @@ mod tests {
         // recall@1 of row 1 pooled: rank of column 4 (0.2) is 1 + #{0.9, 0.3} = 3.
         assert_eq!(m.recall[2], 0.0);
         assert_eq!(m.rank_distance[1], 0.0);
+    }
+
+    /// Deterministic pseudo-random values in [0, 1) (a 64-bit LCG).
+    fn lcg(seed: u64, n: usize) -> Vec<f64> {
+        let mut x = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 11) as f64 / (1u64 << 53) as f64
+            })
+            .collect()
+    }
+
+    fn check_compact<T: Score + std::fmt::Debug>(vals: &[T], t: T) {
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let want: Vec<T> = vals.iter().copied().filter(|&x| !(x < t)).collect();
+        let want_finite = vals.iter().all(|x| x.finite());
+        let mut buf = vec![t; vals.len() + COMPACT_PAD];
+        let (n, ok) = T::compact(vals, t, &mut buf);
+        assert_eq!(ok, want_finite);
+        assert_eq!(format!("{:?}", &buf[..n]), format!("{want:?}"));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            let mut buf = vec![t; vals.len() + COMPACT_PAD];
+            // SAFETY: AVX-512F checked; `buf` has the padding.
+            let (n, ok) = unsafe { T::compact_avx512(vals, t, &mut buf) };
+            assert_eq!(ok, want_finite);
+            assert_eq!(format!("{:?}", &buf[..n]), format!("{want:?}"));
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_exactly_the_scores_not_below_the_threshold() {
+        let specials = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, 0.0];
+        for len in 0..70 {
+            let mut v = lcg(len as u64, len);
+            for x in v.iter_mut() {
+                *x = *x * 2.0 - 1.0;
+            }
+            for t in [-2.0, -0.3, 0.0, 0.5, 2.0] {
+                check_compact(&v, t);
+                check_compact(&v.iter().map(|&x| x as f32).collect::<Vec<_>>(), t as f32);
+            }
+            // Each special value at each position (finiteness from the same pass, any lane).
+            for pos in 0..len.min(20) {
+                for sp in specials {
+                    let mut w = v.clone();
+                    w[pos] = sp;
+                    check_compact(&w, 0.1);
+                    check_compact(&w.iter().map(|&x| x as f32).collect::<Vec<_>>(), 0.1f32);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn compacted_and_direct_counting_agree_with_the_definition() {
+        // 3 languages of 37, 50 and 64 candidates; 40 questions whose relevant candidates
+        // score high (compaction stays on) or at random (it switches off), with ties.
+        let layout = Layout::new(&[0, 37, 87, 151]).unwrap();
+        let n = 151;
+        let mut scores = Vec::new();
+        let mut indptr = vec![0i64];
+        let mut indices = Vec::new();
+        for q in 0..40u64 {
+            let mut row: Vec<f64> = lcg(100 + q, n)
+                .iter()
+                .map(|x| (x * 64.0).floor() / 64.0)
+                .collect();
+            let rel: Vec<usize> = lcg(200 + q, 1 + (q as usize % 5))
+                .iter()
+                .map(|x| (x * n as f64) as usize)
+                .collect();
+            for &c in &rel {
+                if q % 2 == 0 {
+                    row[c] = 0.9 + row[c] / 16.0;
+                }
+                indices.push(c as i64);
+            }
+            indptr.push(indices.len() as i64);
+            scores.extend(row);
+        }
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        let m = query_metrics(&scores, 40, 0, &rel, &layout, &spec()).unwrap();
+        for q in 0..40 {
+            let row = &scores[q * n..(q + 1) * n];
+            let mut is_rel = vec![false; n];
+            for &c in &indices[indptr[q] as usize..indptr[q + 1] as usize] {
+                is_rel[c as usize] = true;
+            }
+            assert!((m.ap[q] - ap_ref(row, &is_rel)).abs() < 1e-12, "row {q}");
+            for l in 0..3 {
+                let (a, b) = (layout.offsets[l], layout.offsets[l + 1]);
+                if is_rel[a..b].iter().any(|&r| r) {
+                    let want = ap_ref(&row[a..b], &is_rel[a..b]);
+                    assert!(
+                        (m.lang_ap[q * 3 + l] - want).abs() < 1e-12,
+                        "row {q} lang {l}"
+                    );
+                } else {
+                    assert!(m.lang_ap[q * 3 + l].is_nan());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_below_every_relevant_score_is_an_error() {
+        // -inf and NaN far below the relevant score (dropped by compaction) are still found.
+        let layout = Layout::new(&[0, 40]).unwrap();
+        let indptr = [0i64, 1];
+        let indices = [3i64];
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        for bad in [f32::NEG_INFINITY, f32::NAN, f32::INFINITY] {
+            let mut row = vec![0.0f32; 40];
+            row[3] = 1.0;
+            row[33] = bad;
+            let err = query_metrics(&row, 1, 0, &rel, &layout, &spec()).unwrap_err();
+            assert!(matches!(
+                err,
+                CoreError::NonFinite {
+                    row: 0,
+                    col: 33,
+                    ..
+                }
+            ));
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod eval;
+pub mod fused;
 pub mod pool;
 pub mod sampler;
 

@@ -1,0 +1,514 @@
+//! Evaluation straight from embeddings, without ever writing the score matrix out.
+//!
+//! Scores `q · c` are computed tile by tile (14 questions x 32 candidates) by an AVX-512 FMA
+//! microkernel over packed panels, into a strip of at most `QB x CH` scores that stays in the
+//! core's L2 cache, and counted right there with the same compaction and threshold counting as
+//! [`crate::eval`]. Counts add up over the candidate chunks, so each question's metrics follow
+//! once the last chunk is counted.
+//!
+//! Exactness: every score is one sequential chain of fused multiply-adds over the dimensions
+//! `0..d`, starting from zero (a chunk of the dimensions is stored as f32 and picked up again
+//! unchanged). The relevant candidates' scores (the thresholds, needed before the first chunk)
+//! are computed by the same chain in scalar code, so they are bit-identical to the scores seen
+//! in the tiles and every count, tie included, is exact for those scores.
+
+use rayon::prelude::*;
+
+use crate::error::{CoreError, CoreResult};
+use crate::eval::{
+    count_few, count_ge_gt, finish_row, relevant_columns, Layout, QueryMetrics, Relevance, RowSink,
+    Score, Scratch, Spec, COMPACT_PAD,
+};
+
+/// Questions per microkernel tile (broadcast side).
+const MR: usize = 14;
+/// Candidates per microkernel tile (two vectors of 16).
+const NR: usize = 32;
+/// Dimensions per pass over a tile (keeps a candidate panel's slice in L1).
+const KC: usize = 192;
+/// Candidate columns per strip (a multiple of `NR`).
+const CH: usize = 1024;
+/// Micro-panels of questions per parallel task.
+const PANELS_PER_TASK: usize = 9;
+
+/// Whether this CPU can run the fused path (AVX-512F, FMA and POPCNT).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("popcnt")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `MR x NR` tile of scores: `out[r][j] (+)= sum_k q[k][r] * c[k][j]` for `k` in `0..kl`, as
+/// one FMA chain per score. `q` is a k-major micro-panel (`MR` values per dimension), `c` a
+/// k-major panel (`NR` values per dimension); `first` starts the chains at zero, otherwise they
+/// continue from the values in `out` (row stride `ldo`).
+///
+/// # Safety
+/// AVX-512F and FMA must be available; `q` must hold `kl * MR` values, `c` `kl * NR`, and `out`
+/// `MR` rows of `NR` values at stride `ldo`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,fma")]
+unsafe fn tile(q: *const f32, c: *const f32, kl: usize, out: *mut f32, ldo: usize, first: bool) {
+    use std::arch::x86_64::*;
+    // SAFETY: all pointer offsets stay inside the extents promised by the caller.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        if !first {
+            for (r, a) in acc.iter_mut().enumerate() {
+                a[0] = _mm512_loadu_ps(out.add(r * ldo));
+                a[1] = _mm512_loadu_ps(out.add(r * ldo + 16));
+            }
+        }
+        for k in 0..kl {
+            let c0 = _mm512_loadu_ps(c.add(k * NR));
+            let c1 = _mm512_loadu_ps(c.add(k * NR + 16));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let b = _mm512_set1_ps(*q.add(k * MR + r));
+                a[0] = _mm512_fmadd_ps(b, c0, a[0]);
+                a[1] = _mm512_fmadd_ps(b, c1, a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm512_storeu_ps(out.add(r * ldo), a[0]);
+            _mm512_storeu_ps(out.add(r * ldo + 16), a[1]);
+        }
+    }
+}
+
+/// The dot product of two rows as the microkernel computes it: one FMA chain from zero.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "fma")]
+fn dot_chain(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+}
+
+/// Per-question state of one task.
+struct RowState {
+    sc: Scratch<f32>,
+    t_min: f32,
+    compact: bool,
+    finite: bool,
+}
+
+/// Per-question metrics of `queries` (`n_q x d`, row-major) against `candidates` (`n_c x d`):
+/// the same result as [`crate::eval::query_metrics`] on the scores `queries · candidatesᵀ`
+/// computed as single FMA chains, without the score matrix.
+pub fn query_metrics_embeddings(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+    spec: &Spec,
+) -> CoreResult<QueryMetrics> {
+    spec.validate()?;
+    let n_c = layout.n_candidates();
+    rel.validate(n_c)?;
+    let n_q = rel.n_questions();
+    if dim == 0 {
+        return Err(CoreError::shape(
+            "query_embeddings",
+            "has dimension 0 (no columns)",
+        ));
+    }
+    if queries.len() != n_q.saturating_mul(dim) {
+        return Err(CoreError::shape(
+            "query_embeddings",
+            format!(
+                "has {} values, expected {n_q} x {dim} (questions x dimension)",
+                queries.len()
+            ),
+        ));
+    }
+    if candidates.len() != n_c.saturating_mul(dim) {
+        return Err(CoreError::shape(
+            "candidate_embeddings",
+            format!(
+                "has {} values, expected {n_c} x {dim} (candidates x dimension)",
+                candidates.len()
+            ),
+        ));
+    }
+    if n_c == 0 {
+        return Err(CoreError::shape(
+            "candidate_embeddings",
+            "has no candidates",
+        ));
+    }
+    if !available() {
+        return Err(CoreError::value(
+            "backend",
+            "the fused path needs a CPU with AVX-512F and FMA; use the blocked path",
+        ));
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        run(queries, candidates, dim, rel, layout, spec)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        unreachable!("available() is false off x86_64")
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn run(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+    spec: &Spec,
+) -> CoreResult<QueryMetrics> {
+    let n_c = layout.n_candidates();
+    let n_q = rel.n_questions();
+    let n_langs = layout.n_langs();
+    let n_ks = spec.recall_ks.len();
+
+    // Candidate panels: NR candidates, k-major, zero-padded past n_c.
+    let n_panels = n_c.div_ceil(NR);
+    let mut packed = vec![0f32; n_panels * NR * dim];
+    packed
+        .par_chunks_mut(NR * dim)
+        .enumerate()
+        .for_each(|(p, panel)| {
+            for j in 0..NR {
+                let col = p * NR + j;
+                if col < n_c {
+                    let src = &candidates[col * dim..(col + 1) * dim];
+                    for (k, &v) in src.iter().enumerate() {
+                        panel[k * NR + j] = v;
+                    }
+                }
+            }
+        });
+
+    let mut m = QueryMetrics {
+        n_langs,
+        n_ks,
+        n_relevant: vec![0; n_q],
+        ap: vec![0.0; n_q],
+        ap_at_k: vec![0.0; n_q],
+        recall: vec![0.0; n_q * n_ks],
+        rank_distance: vec![0.0; n_q],
+        lang_ap: vec![0.0; n_q * n_langs],
+        lang_ap_at_k: vec![0.0; n_q * n_langs],
+        lang_recall: vec![0.0; n_q * n_langs * n_ks],
+    };
+    let r = MR * PANELS_PER_TASK;
+    (
+        queries.par_chunks(dim * r),
+        m.n_relevant.par_chunks_mut(r),
+        m.ap.par_chunks_mut(r),
+        m.ap_at_k.par_chunks_mut(r),
+        m.recall.par_chunks_mut(r * n_ks.max(1)),
+        m.rank_distance.par_chunks_mut(r),
+        m.lang_ap.par_chunks_mut(r * n_langs),
+        m.lang_ap_at_k.par_chunks_mut(r * n_langs),
+        m.lang_recall.par_chunks_mut(r * n_langs * n_ks.max(1)),
+    )
+        .into_par_iter()
+        .enumerate()
+        .try_for_each(|(task, chunk)| {
+            let (qs, n_rel, ap, ap_k, recall, rd, lang_ap, lang_ap_k, lang_recall) = chunk;
+            let first_row = task * r;
+            let rows = qs.len() / dim;
+            let mut states =
+                block_counts(qs, rows, first_row, &packed, candidates, dim, rel, layout)?;
+            for (i, st) in states.iter_mut().enumerate() {
+                let sink = RowSink {
+                    n_rel: &mut n_rel[i],
+                    ap: &mut ap[i],
+                    ap_at_k: &mut ap_k[i],
+                    rank_distance: &mut rd[i],
+                    recall: &mut recall[i * n_ks..(i + 1) * n_ks],
+                    lang_ap: &mut lang_ap[i * n_langs..(i + 1) * n_langs],
+                    lang_ap_at_k: &mut lang_ap_k[i * n_langs..(i + 1) * n_langs],
+                    lang_recall: &mut lang_recall[i * n_langs * n_ks..(i + 1) * n_langs * n_ks],
+                };
+                finish_row(&mut st.sc, layout, spec, sink);
+            }
+            Ok(())
+        })?;
+    Ok(m)
+}
+
+/// The counts of one task's questions (`rows` of `qs`, global index `first_row + i`).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+fn block_counts(
+    qs: &[f32],
+    rows: usize,
+    first_row: usize,
+    packed: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+) -> CoreResult<Vec<RowState>> {
+    let n_c = layout.n_candidates();
+    let n_langs = layout.n_langs();
+    let offsets = &layout.offsets;
+    let n_micro = rows.div_ceil(MR);
+
+    // Question micro-panels, k-major, zero-padded past `rows`.
+    let mut qp = vec![0f32; n_micro * MR * dim];
+    for i in 0..rows {
+        let (mp, r) = (i / MR, i % MR);
+        let dst = &mut qp[mp * MR * dim..(mp + 1) * MR * dim];
+        for (k, &v) in qs[i * dim..(i + 1) * dim].iter().enumerate() {
+            dst[k * MR + r] = v;
+        }
+    }
+
+    // Thresholds: the relevant candidates' scores, by the microkernel's own FMA chain.
+    let mut states: Vec<RowState> = (0..rows)
+        .map(|i| {
+            let mut sc = Scratch::<f32>::default();
+            relevant_columns(&mut sc, rel, first_row + i, n_langs);
+            let q = &qs[i * dim..(i + 1) * dim];
+            sc.thr.clear();
+            for &c in &sc.cols {
+                // SAFETY: FMA is available (checked by `available()` before `run`).
+                sc.thr
+                    .push(unsafe { dot_chain(q, &candidates[c * dim..(c + 1) * dim]) });
+            }
+            let t_min = sc
+                .thr
+                .iter()
+                .fold(f32::INFINITY, |m, &t| if t < m { t } else { m });
+            let t_min = if sc.thr.iter().any(|t| t.is_nan()) {
+                f32::NAN
+            } else {
+                t_min
+            };
+            RowState {
+                sc,
+                t_min,
+                compact: true,
+                finite: true,
+            }
+        })
+        .collect();
+
+    let width = n_c.div_ceil(NR) * NR;
+    let mut strip = vec![0f32; n_micro * MR * CH];
+    let mut buf = vec![0f32; CH + COMPACT_PAD];
+    let mut c0 = 0;
+    while c0 < width {
+        let c1 = (c0 + CH).min(width);
+        for p in c0 / NR..c1 / NR {
+            let panel = &packed[p * NR * dim..(p + 1) * NR * dim];
+            let mut k0 = 0;
+            while k0 < dim {
+                let kl = KC.min(dim - k0);
+                for mp in 0..n_micro {
+                    // SAFETY: AVX-512F and FMA are available; the micro-panel holds `dim * MR`
+                    // values from `k0 * MR`, the panel `dim * NR` from `k0 * NR`, and the strip
+                    // `n_micro * MR` rows of `CH >= c1 - c0` values.
+                    unsafe {
+                        tile(
+                            qp.as_ptr().add(mp * MR * dim + k0 * MR),
+                            panel.as_ptr().add(k0 * NR),
+                            kl,
+                            strip.as_mut_ptr().add(mp * MR * CH + (p * NR - c0)),
+                            CH,
+                            k0 == 0,
+                        );
+                    }
+                }
+                k0 += kl;
+            }
+        }
+        // Count the strip's real columns, language by language.
+        let end = c1.min(n_c);
+        for (i, st) in states.iter_mut().enumerate() {
+            let k = st.sc.cols.len();
+            let srow = &strip[i * CH..i * CH + (end - c0)];
+            let mut l = layout.lang_of(c0);
+            while l < n_langs && offsets[l] < end {
+                let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
+                if a < b {
+                    let sub = &srow[a - c0..b - c0];
+                    if k == 0 {
+                        st.finite &= f32::all_finite(sub);
+                    } else if st.compact {
+                        // SAFETY: AVX-512F and POPCNT are available; `buf` has the padding.
+                        let (n, ok) = unsafe { f32::compact_avx512(sub, st.t_min, &mut buf) };
+                        st.finite &= ok;
+                        if 4 * n > 3 * sub.len() && sub.len() >= 256 {
+                            st.compact = false;
+                        }
+                        count_few(
+                            &buf[..n],
+                            &st.sc.thr,
+                            l,
+                            n_langs,
+                            &mut st.sc.ge,
+                            &mut st.sc.gt,
+                        );
+                    } else {
+                        st.finite &= f32::all_finite(sub);
+                        for (j, &t) in st.sc.thr.iter().enumerate() {
+                            let (x, y) = count_ge_gt(sub, t);
+                            st.sc.ge[j * n_langs + l] += x;
+                            st.sc.gt[j * n_langs + l] += y;
+                        }
+                    }
+                }
+                l += 1;
+            }
+            if !st.finite {
+                let (col, v) = srow
+                    .iter()
+                    .enumerate()
+                    .find(|(_, x)| !x.is_finite())
+                    .map_or((c0, f64::NAN), |(j, &x)| (c0 + j, f64::from(x)));
+                return Err(CoreError::NonFinite {
+                    row: first_row + i,
+                    col,
+                    value: v,
+                });
+            }
+        }
+        c0 = c1;
+    }
+    Ok(states)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::{query_metrics, MapNorm};
+
+    fn lcg(seed: u64, n: usize) -> Vec<f32> {
+        let mut x = seed.wrapping_mul(6364136223846793005) ^ 0x9E37_79B9_7F4A_7C15;
+        (0..n)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    fn check(n_q: usize, offs: &[i64], dim: usize, integer: bool, seed: u64) {
+        let layout = Layout::new(offs).unwrap();
+        let n_c = layout.n_candidates();
+        let round = |v: Vec<f32>| -> Vec<f32> {
+            if integer {
+                v.iter().map(|x| (x * 2.0).round()).collect()
+            } else {
+                v
+            }
+        };
+        let q = round(lcg(seed, n_q * dim));
+        let c = round(lcg(seed + 1, n_c * dim));
+        let mut indptr = vec![0i64];
+        let mut indices = Vec::new();
+        for i in 0..n_q {
+            let picks = lcg(seed + 2 + i as u64, i % 6);
+            for p in picks {
+                indices.push((((p + 1.0) / 2.0) * n_c as f32) as i64 % n_c as i64);
+            }
+            indptr.push(indices.len() as i64);
+        }
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        let spec = Spec {
+            recall_ks: vec![1, 10],
+            map_k: 10,
+            map_norm: MapNorm::R,
+        };
+        // The reference scores: the same FMA chains, then the row kernel.
+        let scores: Vec<f32> = (0..n_q)
+            .flat_map(|i| {
+                let qi = &q[i * dim..(i + 1) * dim];
+                (0..n_c)
+                    .map(|j| {
+                        qi.iter()
+                            .zip(&c[j * dim..(j + 1) * dim])
+                            .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let want = query_metrics(&scores, n_q, 0, &rel, &layout, &spec).unwrap();
+        let got = query_metrics_embeddings(&q, &c, dim, &rel, &layout, &spec).unwrap();
+        let same = |a: &[f64], b: &[f64]| {
+            a.len() == b.len()
+                && a.iter()
+                    .zip(b)
+                    .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+        };
+        assert!(same(&got.ap, &want.ap), "ap");
+        assert!(same(&got.lang_ap, &want.lang_ap), "lang_ap");
+        assert!(
+            same(&got.rank_distance, &want.rank_distance),
+            "rank distance"
+        );
+        assert!(same(&got.recall, &want.recall), "recall");
+        assert!(same(&got.lang_recall, &want.lang_recall), "lang recall");
+        assert!(same(&got.ap_at_k, &want.ap_at_k), "ap@k");
+        assert_eq!(got.n_relevant, want.n_relevant);
+    }
+
+    #[test]
+    fn fused_equals_the_row_kernel_on_the_same_scores() {
+        if !available() {
+            return;
+        }
+        // Odd sizes: partial micro-panels, panels, strips and dimension passes; language
+        // boundaries inside strips; integer embeddings for many exact ties.
+        check(3, &[0, 5], 1, false, 1);
+        check(29, &[0, 40, 41, 100], 7, false, 2);
+        check(130, &[0, 700, 1500, 2100], 200, false, 3);
+        check(127, &[0, 333, 1030, 1100, 2050], 400, true, 4);
+        check(15, &[0, 0, 64, 64, 96], 33, true, 5);
+    }
+
+    #[test]
+    fn fused_reports_non_finite_scores_and_bad_shapes() {
+        if !available() {
+            return;
+        }
+        let layout = Layout::new(&[0, 40]).unwrap();
+        let indptr = [0i64, 1];
+        let indices = [3i64];
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        let spec = Spec {
+            recall_ks: vec![1],
+            map_k: 10,
+            map_norm: MapNorm::R,
+        };
+        let q = vec![1.0f32, 1.0];
+        let mut c = vec![0.5f32; 80];
+        c[66] = f32::INFINITY;
+        let err = query_metrics_embeddings(&q, &c, 2, &rel, &layout, &spec).unwrap_err();
+        assert!(matches!(
+            err,
+            CoreError::NonFinite {
+                row: 0,
+                col: 33,
+                ..
+            }
+        ));
+        let err = query_metrics_embeddings(&q, &c[..78], 2, &rel, &layout, &spec).unwrap_err();
+        assert!(matches!(err, CoreError::Shape { .. }));
+    }
+}
