@@ -82,13 +82,26 @@ unsafe fn tile(q: *const f32, c: *const f32, kl: usize, out: *mut f32, ldo: usiz
     }
 }
 
-/// The dot product of two rows as the microkernel computes it: one FMA chain from zero.
+/// Scores of `q` against the candidate rows `cols` as the microkernel computes them: one FMA
+/// chain from zero per score. Eight chains run side by side (independent, so the FMA latency
+/// is hidden); each is still sequential over the dimensions.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-fn dot_chain(a: &[f32], b: &[f32]) -> f32 {
-    a.iter()
-        .zip(b)
-        .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+fn dot_chains(q: &[f32], candidates: &[f32], dim: usize, cols: &[usize], out: &mut Vec<f32>) {
+    out.clear();
+    for group in cols.chunks(8) {
+        let rows: [&[f32]; 8] = std::array::from_fn(|j| {
+            let c = group[j.min(group.len() - 1)];
+            &candidates[c * dim..(c + 1) * dim]
+        });
+        let mut acc = [0.0f32; 8];
+        for (k, &x) in q.iter().enumerate() {
+            for j in 0..8 {
+                acc[j] = x.mul_add(rows[j][k], acc[j]);
+            }
+        }
+        out.extend_from_slice(&acc[..group.len()]);
+    }
 }
 
 /// Per-question state of one task.
@@ -276,12 +289,8 @@ fn block_counts(
             let mut sc = Scratch::<f32>::default();
             relevant_columns(&mut sc, rel, first_row + i, n_langs);
             let q = &qs[i * dim..(i + 1) * dim];
-            sc.thr.clear();
-            for &c in &sc.cols {
-                // SAFETY: FMA is available (checked by `available()` before `run`).
-                sc.thr
-                    .push(unsafe { dot_chain(q, &candidates[c * dim..(c + 1) * dim]) });
-            }
+            // SAFETY: FMA is available (checked by `available()` before `run`).
+            unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
             let t_min = sc
                 .thr
                 .iter()
@@ -308,6 +317,17 @@ fn block_counts(
         let c1 = (c0 + CH).min(width);
         for p in c0 / NR..c1 / NR {
             let panel = &packed[p * NR * dim..(p + 1) * NR * dim];
+            // Ask for the next panel ahead of time (into L2), while this one is multiplied.
+            if let Some(next) = packed.get((p + 1) * NR * dim..(p + 2) * NR * dim) {
+                for line in next.chunks(16) {
+                    // SAFETY: a prefetch hint on an address inside `packed`.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
+                            line.as_ptr().cast(),
+                        )
+                    };
+                }
+            }
             let mut k0 = 0;
             while k0 < dim {
                 let kl = KC.min(dim - k0);

@@ -8,6 +8,7 @@ use pyo3::types::PyDict;
 
 use crate::error::CoreError;
 use crate::eval;
+use crate::fused;
 use crate::pool::PairPool;
 use crate::sampler::{HybridSampler, SamplerConfig};
 
@@ -93,6 +94,11 @@ fn query_metrics<'py>(
         Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
         Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
     };
+    metrics_dict(py, m)
+}
+
+/// The per-question metrics as a dict of numpy arrays (moved, not copied).
+fn metrics_dict(py: Python<'_>, m: eval::QueryMetrics) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("n_relevant", m.n_relevant.into_pyarray(py))?;
     d.set_item("ap", m.ap.into_pyarray(py))?;
@@ -103,6 +109,65 @@ fn query_metrics<'py>(
     d.set_item("lang_ap_at_k", m.lang_ap_at_k.into_pyarray(py))?;
     d.set_item("lang_recall", m.lang_recall.into_pyarray(py))?;
     Ok(d)
+}
+
+/// Per-question metrics straight from float32 embeddings (fused scoring and counting); see
+/// `hybridrs._core.pyi`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn query_metrics_embeddings<'py>(
+    py: Python<'py>,
+    query_embeddings: &Bound<'py, PyAny>,
+    candidate_embeddings: &Bound<'py, PyAny>,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    lang_offsets: &Bound<'py, PyAny>,
+    recall_at: Vec<usize>,
+    map_at: usize,
+    map_norm: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
+    let indices = i64_array(relevance_indices, "relevance_indices")?;
+    let offsets = i64_array(lang_offsets, "lang_offsets")?;
+    let spec = eval::Spec {
+        recall_ks: recall_at,
+        map_k: map_at,
+        map_norm: eval::MapNorm::parse(map_norm)?,
+    };
+    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
+    let rel = eval::Relevance {
+        indptr: contiguous(&indptr, "relevance_indptr")?,
+        indices: contiguous(&indices, "relevance_indices")?,
+    };
+    let q = f32_matrix(query_embeddings, "query_embeddings")?;
+    let c = f32_matrix(candidate_embeddings, "candidate_embeddings")?;
+    let dim = q.shape()[1];
+    if c.shape()[1] != dim {
+        return Err(PyValueError::new_err(format!(
+            "candidate_embeddings: dimension {} differs from query_embeddings' {dim}",
+            c.shape()[1]
+        )));
+    }
+    let (qs, cs) = (
+        contiguous(&q, "query_embeddings")?,
+        contiguous(&c, "candidate_embeddings")?,
+    );
+    let m = detached(py, || {
+        fused::query_metrics_embeddings(qs, cs, dim, &rel, &layout, &spec)
+    })?;
+    metrics_dict(py, m)
+}
+
+/// Whether the CPU can run `query_metrics_embeddings` (AVX-512F and FMA).
+#[pyfunction]
+fn fused_available() -> bool {
+    fused::available()
+}
+
+fn f32_matrix<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray2<'py, f32>> {
+    obj.extract::<PyReadonlyArray2<'py, f32>>().map_err(|_| {
+        PyTypeError::new_err(format!("{field}: expected a 2-d numpy array of float32"))
+    })
 }
 
 /// Checks a score block's shape and runs the kernel on it with the GIL released.
@@ -325,6 +390,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(query_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
+    m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_class::<PyPairPool>()?;
     m.add_class::<PySampler>()?;
     Ok(())

@@ -29,6 +29,27 @@ def query_metrics(
     for a wrong shape or a non-finite score. Releases the GIL.
     """
 
+def query_metrics_embeddings(
+    query_embeddings: npt.NDArray[np.float32],
+    candidate_embeddings: npt.NDArray[np.float32],
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    lang_offsets: npt.NDArray[np.int64],
+    recall_at: list[int],
+    map_at: int,
+    map_norm: str,
+) -> dict[str, npt.NDArray[Any]]:
+    """Per-question metrics of ``query_embeddings @ candidate_embeddings.T`` without the matrix.
+
+    Both arrays are C-contiguous float32 with the same number of columns. Scores are computed
+    tile by tile (an AVX-512 FMA microkernel, one FMA chain per score) and counted while in
+    cache; the result has the same fields as :func:`query_metrics`. Raises ValueError where
+    :func:`fused_available` is false. Releases the GIL.
+    """
+
+def fused_available() -> bool:
+    """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
+
 def aggregate(
     query_lang: npt.NDArray[np.int64],
     n_langs: int,
