@@ -112,13 +112,15 @@ struct RowState {
     finite: bool,
 }
 
-/// Per-question metrics of `queries` (`n_q x d`, row-major) against `candidates` (`n_c x d`):
-/// the same result as [`crate::eval::query_metrics`] on the scores `queries · candidatesᵀ`
-/// computed as single FMA chains, without the score matrix.
+/// Per-question metrics of the questions `first_row..first_row + n` whose embeddings are the
+/// rows of `queries` (`n x d`, row-major) against `candidates` (`n_c x d`): the same result as
+/// [`crate::eval::query_metrics`] on the scores `queries · candidatesᵀ` computed as single FMA
+/// chains, without the score matrix.
 pub fn query_metrics_embeddings(
     queries: &[f32],
     candidates: &[f32],
     dim: usize,
+    first_row: usize,
     rel: &Relevance<'_>,
     layout: &Layout,
     spec: &Spec,
@@ -126,19 +128,29 @@ pub fn query_metrics_embeddings(
     spec.validate()?;
     let n_c = layout.n_candidates();
     rel.validate(n_c)?;
-    let n_q = rel.n_questions();
     if dim == 0 {
         return Err(CoreError::shape(
             "query_embeddings",
             "has dimension 0 (no columns)",
         ));
     }
-    if queries.len() != n_q.saturating_mul(dim) {
+    if !queries.len().is_multiple_of(dim) {
         return Err(CoreError::shape(
             "query_embeddings",
             format!(
-                "has {} values, expected {n_q} x {dim} (questions x dimension)",
+                "has {} values, not a multiple of the dimension {dim}",
                 queries.len()
+            ),
+        ));
+    }
+    let n_q = queries.len() / dim;
+    if first_row + n_q > rel.n_questions() {
+        return Err(CoreError::shape(
+            "query_embeddings",
+            format!(
+                "rows {first_row}..{} exceed the {} questions of the relevance",
+                first_row + n_q,
+                rel.n_questions()
             ),
         ));
     }
@@ -165,7 +177,7 @@ pub fn query_metrics_embeddings(
     }
     #[cfg(target_arch = "x86_64")]
     {
-        run(queries, candidates, dim, rel, layout, spec)
+        run(queries, candidates, dim, first_row, rel, layout, spec)
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -178,12 +190,13 @@ fn run(
     queries: &[f32],
     candidates: &[f32],
     dim: usize,
+    first_row: usize,
     rel: &Relevance<'_>,
     layout: &Layout,
     spec: &Spec,
 ) -> CoreResult<QueryMetrics> {
     let n_c = layout.n_candidates();
-    let n_q = rel.n_questions();
+    let n_q = queries.len() / dim;
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
 
@@ -233,10 +246,10 @@ fn run(
         .enumerate()
         .try_for_each(|(task, chunk)| {
             let (qs, n_rel, ap, ap_k, recall, rd, lang_ap, lang_ap_k, lang_recall) = chunk;
-            let first_row = task * r;
+            let task_row = first_row + task * r;
             let rows = qs.len() / dim;
             let mut states =
-                block_counts(qs, rows, first_row, &packed, candidates, dim, rel, layout)?;
+                block_counts(qs, rows, task_row, &packed, candidates, dim, rel, layout)?;
             for (i, st) in states.iter_mut().enumerate() {
                 let sink = RowSink {
                     n_rel: &mut n_rel[i],
@@ -466,7 +479,7 @@ mod tests {
             })
             .collect();
         let want = query_metrics(&scores, n_q, 0, &rel, &layout, &spec).unwrap();
-        let got = query_metrics_embeddings(&q, &c, dim, &rel, &layout, &spec).unwrap();
+        let got = query_metrics_embeddings(&q, &c, dim, 0, &rel, &layout, &spec).unwrap();
         let same = |a: &[f64], b: &[f64]| {
             a.len() == b.len()
                 && a.iter()
@@ -483,6 +496,15 @@ mod tests {
         assert!(same(&got.lang_recall, &want.lang_recall), "lang recall");
         assert!(same(&got.ap_at_k, &want.ap_at_k), "ap@k");
         assert_eq!(got.n_relevant, want.n_relevant);
+        // The same from a later first row (the tail of the questions only).
+        let tail = n_q / 2;
+        let part = query_metrics_embeddings(&q[tail * dim..], &c, dim, tail, &rel, &layout, &spec)
+            .unwrap();
+        assert!(same(&part.ap, &want.ap[tail..]), "ap from first_row");
+        assert!(same(
+            &part.lang_ap,
+            &want.lang_ap[tail * offs.len().saturating_sub(1)..]
+        ));
     }
 
     #[test]
@@ -519,7 +541,7 @@ mod tests {
         let q = vec![1.0f32, 1.0];
         let mut c = vec![0.5f32; 80];
         c[66] = f32::INFINITY;
-        let err = query_metrics_embeddings(&q, &c, 2, &rel, &layout, &spec).unwrap_err();
+        let err = query_metrics_embeddings(&q, &c, 2, 0, &rel, &layout, &spec).unwrap_err();
         assert!(matches!(
             err,
             CoreError::NonFinite {
@@ -528,7 +550,11 @@ mod tests {
                 ..
             }
         ));
-        let err = query_metrics_embeddings(&q, &c[..78], 2, &rel, &layout, &spec).unwrap_err();
+        let err = query_metrics_embeddings(&q, &c[..78], 2, 0, &rel, &layout, &spec).unwrap_err();
+        assert!(matches!(err, CoreError::Shape { .. }));
+        let err = query_metrics_embeddings(&q, &c, 2, 1, &rel, &layout, &spec).unwrap_err();
+        assert!(matches!(err, CoreError::Shape { .. }));
+        let err = query_metrics_embeddings(&q[..1], &c, 2, 0, &rel, &layout, &spec).unwrap_err();
         assert!(matches!(err, CoreError::Shape { .. }));
     }
 }

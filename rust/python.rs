@@ -119,6 +119,7 @@ fn query_metrics_embeddings<'py>(
     py: Python<'py>,
     query_embeddings: &Bound<'py, PyAny>,
     candidate_embeddings: &Bound<'py, PyAny>,
+    first_row: usize,
     relevance_indptr: &Bound<'py, PyAny>,
     relevance_indices: &Bound<'py, PyAny>,
     lang_offsets: &Bound<'py, PyAny>,
@@ -153,7 +154,7 @@ fn query_metrics_embeddings<'py>(
         contiguous(&c, "candidate_embeddings")?,
     );
     let m = detached(py, || {
-        fused::query_metrics_embeddings(qs, cs, dim, &rel, &layout, &spec)
+        fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, &spec)
     })?;
     metrics_dict(py, m)
 }

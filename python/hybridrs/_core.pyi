@@ -32,6 +32,7 @@ def query_metrics(
 def query_metrics_embeddings(
     query_embeddings: npt.NDArray[np.float32],
     candidate_embeddings: npt.NDArray[np.float32],
+    first_row: int,
     relevance_indptr: npt.NDArray[np.int64],
     relevance_indices: npt.NDArray[np.int64],
     lang_offsets: npt.NDArray[np.int64],
@@ -41,6 +42,7 @@ def query_metrics_embeddings(
 ) -> dict[str, npt.NDArray[Any]]:
     """Per-question metrics of ``query_embeddings @ candidate_embeddings.T`` without the matrix.
 
+    The rows of ``query_embeddings`` are the questions ``first_row .. first_row + rows``.
     Both arrays are C-contiguous float32 with the same number of columns. Scores are computed
     tile by tile (an AVX-512 FMA microkernel, one FMA chain per score) and counted while in
     cache; the result has the same fields as :func:`query_metrics`. Raises ValueError where
