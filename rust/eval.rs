@@ -809,50 +809,129 @@ pub fn query_metrics<T: Score>(
     }
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
+    in_tasks(
+        n_rows,
+        n_langs,
+        n_ks,
+        ROWS_PER_TASK,
+        Scratch::<T>::default,
+        |sc, task, out| {
+            let first = task * ROWS_PER_TASK;
+            for i in 0..out.rows() {
+                let local = first + i;
+                let row = &scores[local * n_cols..(local + 1) * n_cols];
+                row_metrics(
+                    row,
+                    first_row + local,
+                    local,
+                    rel,
+                    layout,
+                    spec,
+                    sc,
+                    out.sink(i),
+                )?;
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The output slices of one parallel task: `rows()` consecutive questions.
+pub(crate) struct TaskOut<'a> {
+    n_langs: usize,
+    n_ks: usize,
+    n_rel: &'a mut [u32],
+    ap: &'a mut [f64],
+    ap_at_k: &'a mut [f64],
+    recall: &'a mut [f64],
+    rank_distance: &'a mut [f64],
+    lang_ap: &'a mut [f64],
+    lang_ap_at_k: &'a mut [f64],
+    lang_recall: &'a mut [f64],
+}
+
+impl TaskOut<'_> {
+    /// Number of questions of the task.
+    pub(crate) fn rows(&self) -> usize {
+        self.n_rel.len()
+    }
+
+    /// The outputs of the task's `i`-th question.
+    pub(crate) fn sink(&mut self, i: usize) -> RowSink<'_> {
+        let (nl, nk) = (self.n_langs, self.n_ks);
+        RowSink {
+            n_rel: &mut self.n_rel[i],
+            ap: &mut self.ap[i],
+            ap_at_k: &mut self.ap_at_k[i],
+            rank_distance: &mut self.rank_distance[i],
+            recall: slice_mut(self.recall, i, nk),
+            lang_ap: slice_mut(self.lang_ap, i, nl),
+            lang_ap_at_k: slice_mut(self.lang_ap_at_k, i, nl),
+            lang_recall: slice_mut(self.lang_recall, i, nl * nk),
+        }
+    }
+}
+
+/// Allocates the metrics of `n_rows` questions and fills them in parallel tasks of
+/// `rows_per_task` questions: `f(state, task, out)`, with one `init()` state per worker.
+pub(crate) fn in_tasks<S, I, F>(
+    n_rows: usize,
+    n_langs: usize,
+    n_ks: usize,
+    rows_per_task: usize,
+    init: I,
+    f: F,
+) -> CoreResult<QueryMetrics>
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut TaskOut<'_>) -> CoreResult<()> + Sync + Send,
+{
     let mut m = QueryMetrics {
         n_langs,
         n_ks,
         n_relevant: vec![0; n_rows],
         ap: vec![0.0; n_rows],
         ap_at_k: vec![0.0; n_rows],
-        recall: vec![0.0; n_rows * n_ks],
+        // At least one slot a question, so that every output yields one chunk a task (an
+        // empty vector would yield none and end the zip early); cut back below.
+        recall: vec![0.0; n_rows * n_ks.max(1)],
         rank_distance: vec![0.0; n_rows],
         lang_ap: vec![0.0; n_rows * n_langs],
         lang_ap_at_k: vec![0.0; n_rows * n_langs],
-        lang_recall: vec![0.0; n_rows * n_langs * n_ks],
+        lang_recall: vec![0.0; n_rows * (n_langs * n_ks).max(1)],
     };
-    let r = ROWS_PER_TASK;
+    let r = rows_per_task;
     (
-        scores.par_chunks(n_cols * r),
         m.n_relevant.par_chunks_mut(r),
         m.ap.par_chunks_mut(r),
         m.ap_at_k.par_chunks_mut(r),
         m.recall.par_chunks_mut(r * n_ks.max(1)),
         m.rank_distance.par_chunks_mut(r),
-        m.lang_ap.par_chunks_mut(r * n_langs),
-        m.lang_ap_at_k.par_chunks_mut(r * n_langs),
-        m.lang_recall.par_chunks_mut(r * n_langs * n_ks.max(1)),
+        m.lang_ap.par_chunks_mut(r * n_langs.max(1)),
+        m.lang_ap_at_k.par_chunks_mut(r * n_langs.max(1)),
+        m.lang_recall.par_chunks_mut(r * (n_langs * n_ks).max(1)),
     )
         .into_par_iter()
         .enumerate()
-        .try_for_each_init(Scratch::<T>::default, |sc, (task, chunk)| {
-            let (s, n_rel, ap, ap_k, recall, rd, lang_ap, lang_ap_k, lang_recall) = chunk;
-            for (i, row) in s.chunks(n_cols).enumerate() {
-                let local = task * r + i;
-                let sink = RowSink {
-                    n_rel: &mut n_rel[i],
-                    ap: &mut ap[i],
-                    ap_at_k: &mut ap_k[i],
-                    rank_distance: &mut rd[i],
-                    recall: slice_mut(recall, i, n_ks),
-                    lang_ap: &mut lang_ap[i * n_langs..(i + 1) * n_langs],
-                    lang_ap_at_k: &mut lang_ap_k[i * n_langs..(i + 1) * n_langs],
-                    lang_recall: slice_mut(lang_recall, i, n_langs * n_ks),
-                };
-                row_metrics(row, first_row + local, local, rel, layout, spec, sc, sink)?;
-            }
-            Ok(())
+        .try_for_each_init(init, |st, (task, chunk)| {
+            let (n_rel, ap, ap_at_k, recall, rank_distance, lang_ap, lang_ap_at_k, lang_recall) =
+                chunk;
+            let mut out = TaskOut {
+                n_langs,
+                n_ks,
+                n_rel,
+                ap,
+                ap_at_k,
+                recall,
+                rank_distance,
+                lang_ap,
+                lang_ap_at_k,
+                lang_recall,
+            };
+            f(st, task, &mut out)
         })?;
+    m.recall.truncate(n_rows * n_ks);
+    m.lang_recall.truncate(n_rows * n_langs * n_ks);
     Ok(m)
 }
 
@@ -992,7 +1071,7 @@ pub fn aggregate(m: &QueryMetricsView<'_>, query_lang: &[i64]) -> CoreResult<Agg
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn spec() -> Spec {
@@ -1052,7 +1131,7 @@ mod tests {
     }
 
     /// Deterministic pseudo-random values in [0, 1) (a 64-bit LCG).
-    fn lcg(seed: u64, n: usize) -> Vec<f64> {
+    pub(crate) fn lcg(seed: u64, n: usize) -> Vec<f64> {
         let mut x = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
@@ -1188,6 +1267,25 @@ mod tests {
                 }
             ));
         }
+    }
+
+    #[test]
+    fn no_recall_cutoffs_still_gives_every_question() {
+        let layout = Layout::new(&[0, 2, 4]).unwrap();
+        let scores: Vec<f64> = lcg(9, 40 * 4);
+        let indptr: Vec<i64> = (0..=40).collect();
+        let indices: Vec<i64> = (0..40).map(|i| i % 4).collect();
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        let mut none = spec();
+        none.recall_ks.clear();
+        let a = query_metrics(&scores, 40, 0, &rel, &layout, &none).unwrap();
+        let b = query_metrics(&scores, 40, 0, &rel, &layout, &spec()).unwrap();
+        assert_eq!(a.ap, b.ap);
+        assert_eq!(format!("{:?}", a.lang_ap), format!("{:?}", b.lang_ap));
+        assert!(a.recall.is_empty() && a.lang_recall.is_empty());
     }
 
     #[test]

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
 use crate::eval::{
-    count_few, count_ge_gt, finish_row, relevant_columns, Layout, QueryMetrics, Relevance, RowSink,
-    Score, Scratch, Spec, COMPACT_PAD,
+    count_few, count_ge_gt, finish_row, in_tasks, relevant_columns, Layout, QueryMetrics,
+    Relevance, Score, Scratch, Spec, COMPACT_PAD,
 };
 
 /// Questions per microkernel tile (broadcast side).
@@ -218,54 +218,32 @@ fn run(
             }
         });
 
-    let mut m = QueryMetrics {
+    let r = MR * PANELS_PER_TASK;
+    in_tasks(
+        n_q,
         n_langs,
         n_ks,
-        n_relevant: vec![0; n_q],
-        ap: vec![0.0; n_q],
-        ap_at_k: vec![0.0; n_q],
-        recall: vec![0.0; n_q * n_ks],
-        rank_distance: vec![0.0; n_q],
-        lang_ap: vec![0.0; n_q * n_langs],
-        lang_ap_at_k: vec![0.0; n_q * n_langs],
-        lang_recall: vec![0.0; n_q * n_langs * n_ks],
-    };
-    let r = MR * PANELS_PER_TASK;
-    (
-        queries.par_chunks(dim * r),
-        m.n_relevant.par_chunks_mut(r),
-        m.ap.par_chunks_mut(r),
-        m.ap_at_k.par_chunks_mut(r),
-        m.recall.par_chunks_mut(r * n_ks.max(1)),
-        m.rank_distance.par_chunks_mut(r),
-        m.lang_ap.par_chunks_mut(r * n_langs),
-        m.lang_ap_at_k.par_chunks_mut(r * n_langs),
-        m.lang_recall.par_chunks_mut(r * n_langs * n_ks.max(1)),
-    )
-        .into_par_iter()
-        .enumerate()
-        .try_for_each(|(task, chunk)| {
-            let (qs, n_rel, ap, ap_k, recall, rd, lang_ap, lang_ap_k, lang_recall) = chunk;
-            let task_row = first_row + task * r;
-            let rows = qs.len() / dim;
-            let mut states =
-                block_counts(qs, rows, task_row, &packed, candidates, dim, rel, layout)?;
+        r,
+        || (),
+        |_, task, out| {
+            let rows = out.rows();
+            let qs = &queries[task * r * dim..(task * r + rows) * dim];
+            let mut states = block_counts(
+                qs,
+                rows,
+                first_row + task * r,
+                &packed,
+                candidates,
+                dim,
+                rel,
+                layout,
+            )?;
             for (i, st) in states.iter_mut().enumerate() {
-                let sink = RowSink {
-                    n_rel: &mut n_rel[i],
-                    ap: &mut ap[i],
-                    ap_at_k: &mut ap_k[i],
-                    rank_distance: &mut rd[i],
-                    recall: &mut recall[i * n_ks..(i + 1) * n_ks],
-                    lang_ap: &mut lang_ap[i * n_langs..(i + 1) * n_langs],
-                    lang_ap_at_k: &mut lang_ap_k[i * n_langs..(i + 1) * n_langs],
-                    lang_recall: &mut lang_recall[i * n_langs * n_ks..(i + 1) * n_langs * n_ks],
-                };
-                finish_row(&mut st.sc, layout, spec, sink);
+                finish_row(&mut st.sc, layout, spec, out.sink(i));
             }
             Ok(())
-        })?;
-    Ok(m)
+        },
+    )
 }
 
 /// The counts of one task's questions (`rows` of `qs`, global index `first_row + i`).
@@ -423,15 +401,11 @@ mod tests {
     use super::*;
     use crate::eval::{query_metrics, MapNorm};
 
+    /// Pseudo-random values in [-1, 1).
     fn lcg(seed: u64, n: usize) -> Vec<f32> {
-        let mut x = seed.wrapping_mul(6364136223846793005) ^ 0x9E37_79B9_7F4A_7C15;
-        (0..n)
-            .map(|_| {
-                x = x
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((x >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
+        crate::eval::tests::lcg(seed, n)
+            .iter()
+            .map(|&x| (x * 2.0 - 1.0) as f32)
             .collect()
     }
 

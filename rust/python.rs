@@ -61,6 +61,50 @@ fn scores_array<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Scores<'py>> {
     ))
 }
 
+/// The arguments both evaluation entry points share: relevance (CSR), language layout, spec.
+struct EvalArgs<'py> {
+    indptr: PyReadonlyArray1<'py, i64>,
+    indices: PyReadonlyArray1<'py, i64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    spec: eval::Spec,
+}
+
+impl<'py> EvalArgs<'py> {
+    fn new(
+        relevance_indptr: &Bound<'py, PyAny>,
+        relevance_indices: &Bound<'py, PyAny>,
+        lang_offsets: &Bound<'py, PyAny>,
+        recall_at: Vec<usize>,
+        map_at: usize,
+        map_norm: &str,
+    ) -> PyResult<Self> {
+        Ok(EvalArgs {
+            indptr: i64_array(relevance_indptr, "relevance_indptr")?,
+            indices: i64_array(relevance_indices, "relevance_indices")?,
+            offsets: i64_array(lang_offsets, "lang_offsets")?,
+            spec: eval::Spec {
+                recall_ks: recall_at,
+                map_k: map_at,
+                map_norm: eval::MapNorm::parse(map_norm)?,
+            },
+        })
+    }
+
+    fn layout(&self) -> PyResult<eval::Layout> {
+        Ok(eval::Layout::new(contiguous(
+            &self.offsets,
+            "lang_offsets",
+        )?)?)
+    }
+
+    fn relevance(&self) -> PyResult<eval::Relevance<'_>> {
+        Ok(eval::Relevance {
+            indptr: contiguous(&self.indptr, "relevance_indptr")?,
+            indices: contiguous(&self.indices, "relevance_indices")?,
+        })
+    }
+}
+
 /// Per-question metrics of a block of score rows; see `hybridrs._core.pyi`.
 #[pyfunction]
 #[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm))]
@@ -76,23 +120,19 @@ fn query_metrics<'py>(
     map_at: usize,
     map_norm: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
-    let indices = i64_array(relevance_indices, "relevance_indices")?;
-    let offsets = i64_array(lang_offsets, "lang_offsets")?;
-    let spec = eval::Spec {
-        recall_ks: recall_at,
-        map_k: map_at,
-        map_norm: eval::MapNorm::parse(map_norm)?,
-    };
-    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
-    let rel = eval::Relevance {
-        indptr: contiguous(&indptr, "relevance_indptr")?,
-        indices: contiguous(&indices, "relevance_indices")?,
-    };
+    let args = EvalArgs::new(
+        relevance_indptr,
+        relevance_indices,
+        lang_offsets,
+        recall_at,
+        map_at,
+        map_norm,
+    )?;
+    let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
     let s = scores_array(scores)?;
     let m = match &s {
-        Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
-        Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, &spec)?,
+        Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, spec)?,
+        Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, spec)?,
     };
     metrics_dict(py, m)
 }
@@ -127,19 +167,15 @@ fn query_metrics_embeddings<'py>(
     map_at: usize,
     map_norm: &str,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
-    let indices = i64_array(relevance_indices, "relevance_indices")?;
-    let offsets = i64_array(lang_offsets, "lang_offsets")?;
-    let spec = eval::Spec {
-        recall_ks: recall_at,
-        map_k: map_at,
-        map_norm: eval::MapNorm::parse(map_norm)?,
-    };
-    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
-    let rel = eval::Relevance {
-        indptr: contiguous(&indptr, "relevance_indptr")?,
-        indices: contiguous(&indices, "relevance_indices")?,
-    };
+    let args = EvalArgs::new(
+        relevance_indptr,
+        relevance_indices,
+        lang_offsets,
+        recall_at,
+        map_at,
+        map_norm,
+    )?;
+    let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
     let q = f32_matrix(query_embeddings, "query_embeddings")?;
     let c = f32_matrix(candidate_embeddings, "candidate_embeddings")?;
     let dim = q.shape()[1];
@@ -154,7 +190,7 @@ fn query_metrics_embeddings<'py>(
         contiguous(&c, "candidate_embeddings")?,
     );
     let m = detached(py, || {
-        fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, &spec)
+        fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
     })?;
     metrics_dict(py, m)
 }

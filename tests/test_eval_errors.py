@@ -101,3 +101,12 @@ def test_report_outputs(tiny, tmp_path):
     r.plot(tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
     assert "mono" in r.table() and "EvalReport" in repr(r)
+
+
+def test_no_recall_cutoffs_keeps_every_question(tiny):
+    # An empty recall list once left the per-question outputs short and every metric 0.
+    s = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8]], dtype=np.float32)
+    a = hybridrs.evaluate(tiny, s, recall_at=())
+    b = hybridrs.evaluate(tiny, s)
+    assert a.summary()["multi"] == b.summary()["multi"] > 0
+    assert "multi_recall@1" not in a.summary()

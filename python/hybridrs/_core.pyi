@@ -5,7 +5,15 @@ from typing import Any, final
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["HybridSampler", "PairPool", "__version__", "aggregate", "query_metrics"]
+__all__ = [
+    "HybridSampler",
+    "PairPool",
+    "__version__",
+    "aggregate",
+    "fused_available",
+    "query_metrics",
+    "query_metrics_embeddings",
+]
 
 __version__: str
 
