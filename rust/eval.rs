@@ -26,6 +26,8 @@ use crate::error::{CoreError, CoreResult};
 
 /// A score element type (f32 or f64).
 pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
+    /// Positive infinity.
+    const INFINITY: Self;
     /// Whether the value is neither NaN nor infinite.
     fn finite(self) -> bool;
     /// The value as f64 (for error messages).
@@ -61,6 +63,7 @@ pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
 pub(crate) const COMPACT_PAD: usize = 16;
 
 impl Score for f32 {
+    const INFINITY: Self = f32::INFINITY;
     #[inline(always)]
     fn finite(self) -> bool {
         self.is_finite()
@@ -114,6 +117,7 @@ impl Score for f32 {
 }
 
 impl Score for f64 {
+    const INFINITY: Self = f64::INFINITY;
     #[inline(always)]
     fn finite(self) -> bool {
         self.is_finite()
@@ -288,6 +292,26 @@ impl Relevance<'_> {
         self.indptr.len().saturating_sub(1)
     }
 
+    /// Checks that the questions `first_row..first_row + n_rows` (the rows of `field`) exist.
+    pub fn check_rows(
+        &self,
+        field: &'static str,
+        first_row: usize,
+        n_rows: usize,
+    ) -> CoreResult<()> {
+        if first_row.saturating_add(n_rows) > self.n_questions() {
+            return Err(CoreError::shape(
+                field,
+                format!(
+                    "rows {first_row}..{} exceed the {} questions of the relevance",
+                    first_row.saturating_add(n_rows),
+                    self.n_questions()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the CSR structure against the number of candidates.
     pub fn validate(&self, n_candidates: usize) -> CoreResult<()> {
         if self.indptr.is_empty() {
@@ -459,50 +483,90 @@ fn count_row<T: Score, const AVX512: bool>(
     buf: &mut Vec<T>,
 ) -> bool {
     let n_langs = offsets.len() - 1;
-    let Some(&first) = thr.first() else {
-        return T::all_finite(row);
-    };
-    // NaN thresholds are skipped here (a NaN `t_min` keeps every score, and the finiteness
-    // check reports it).
-    let t_min = thr.iter().fold(first, |m, &t| if t < m { t } else { m });
+    let t_min = lowest(thr);
     let mut compact = true;
     let mut finite = true;
     for l in 0..n_langs {
         let slice = &row[offsets[l]..offsets[l + 1]];
-        if compact {
-            if buf.len() < slice.len() + COMPACT_PAD {
-                buf.resize(slice.len() + COMPACT_PAD, t_min);
-            }
-            let (n, ok) = if AVX512 {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    // SAFETY: `AVX512` is only true in the AVX-512 build chosen after run-time
-                    // detection, and `buf` was sized just above.
-                    unsafe { T::compact_avx512(slice, t_min, buf) }
-                }
-                #[cfg(not(target_arch = "x86_64"))]
-                {
-                    T::compact(slice, t_min, buf)
-                }
-            } else {
-                T::compact(slice, t_min, buf)
-            };
-            finite &= ok;
-            // Most scores survive: compaction does not pay on this row.
-            if 4 * n > 3 * slice.len() {
-                compact = false;
-            }
-            count_few(&buf[..n], thr, l, n_langs, ge, gt);
-        } else {
-            finite &= T::all_finite(slice);
-            for (j, &t) in thr.iter().enumerate() {
-                let (a, b) = count_ge_gt(slice, t);
-                ge[j * n_langs + l] += a;
-                gt[j * n_langs + l] += b;
-            }
-        }
+        finite &=
+            count_slice::<T, AVX512>(slice, l, n_langs, thr, t_min, &mut compact, buf, ge, gt);
     }
     finite
+}
+
+/// The lowest threshold: no score below it counts for any threshold. NaN thresholds are
+/// skipped unless the first is NaN; either way the NaN score is in the row itself, where the
+/// finiteness check reports it (a NaN `t_min` keeps every score). `+inf` when `thr` is empty.
+#[inline(always)]
+pub(crate) fn lowest<T: Score>(thr: &[T]) -> T {
+    match thr.first() {
+        Some(&first) => thr.iter().fold(first, |m, &t| if t < m { t } else { m }),
+        None => T::INFINITY,
+    }
+}
+
+/// Adds to `ge`/`gt` the counts of language `l` over `slice` (a language's columns of a row,
+/// or part of them) and returns whether its scores are all finite. While `compact` holds, the
+/// slice is first compacted to the scores not below `t_min` (see [`count_row`]); a slice of
+/// at least 256 scores of which most survive turns `compact` off for the rest of the row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn count_slice<T: Score, const AVX512: bool>(
+    slice: &[T],
+    l: usize,
+    n_langs: usize,
+    thr: &[T],
+    t_min: T,
+    compact: &mut bool,
+    buf: &mut Vec<T>,
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    if thr.is_empty() {
+        return T::all_finite(slice);
+    }
+    if !*compact {
+        for (j, &t) in thr.iter().enumerate() {
+            let (a, b) = count_ge_gt(slice, t);
+            ge[j * n_langs + l] += a;
+            gt[j * n_langs + l] += b;
+        }
+        return T::all_finite(slice);
+    }
+    if buf.len() < slice.len() + COMPACT_PAD {
+        buf.resize(slice.len() + COMPACT_PAD, t_min);
+    }
+    let (n, ok) = if AVX512 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `AVX512` is only true in AVX-512 builds chosen after run-time detection,
+            // and `buf` was sized just above.
+            unsafe { T::compact_avx512(slice, t_min, buf) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            T::compact(slice, t_min, buf)
+        }
+    } else {
+        T::compact(slice, t_min, buf)
+    };
+    // Most scores survive: compaction does not pay on this row.
+    if 4 * n > 3 * slice.len() && slice.len() >= 256 {
+        *compact = false;
+    }
+    count_few(&buf[..n], thr, l, n_langs, ge, gt);
+    ok
+}
+
+/// The error for a row whose scores are not all finite: the first offending value, its
+/// column being `first_col` plus its index in `values`.
+pub(crate) fn non_finite<T: Score>(values: &[T], row: usize, first_col: usize) -> CoreError {
+    let (col, value) = values
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !x.finite())
+        .map_or((first_col, f64::NAN), |(i, x)| (first_col + i, x.as_f64()));
+    CoreError::NonFinite { row, col, value }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -700,16 +764,7 @@ fn row_metrics<T: Score>(
         &mut sc.buf,
     ) {
         // Slow path only on error: find the first offending value for the message.
-        let (col, v) = row
-            .iter()
-            .enumerate()
-            .find(|(_, x)| !x.finite())
-            .map_or((0, f64::NAN), |(i, x)| (i, x.as_f64()));
-        return Err(CoreError::NonFinite {
-            row: row_in_block,
-            col,
-            value: v,
-        });
+        return Err(non_finite(row, row_in_block, 0));
     }
     finish_row(sc, layout, spec, out);
     Ok(())
@@ -794,16 +849,7 @@ pub fn query_metrics<T: Score>(
             ),
         ));
     }
-    if first_row + n_rows > rel.n_questions() {
-        return Err(CoreError::shape(
-            "scores",
-            format!(
-                "rows {first_row}..{} exceed the {} questions of the relevance",
-                first_row + n_rows,
-                rel.n_questions()
-            ),
-        ));
-    }
+    rel.check_rows("scores", first_row, n_rows)?;
     if n_cols == 0 {
         return Err(CoreError::shape("scores", "has no candidate columns"));
     }

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
 use crate::eval::{
-    count_few, count_ge_gt, finish_row, in_tasks, relevant_columns, Layout, QueryMetrics,
-    Relevance, Score, Scratch, Spec, COMPACT_PAD,
+    count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, Layout, QueryMetrics,
+    Relevance, Scratch, Spec, COMPACT_PAD,
 };
 
 /// Questions per microkernel tile (broadcast side).
@@ -31,11 +31,13 @@ const CH: usize = 1024;
 /// Micro-panels of questions per parallel task.
 const PANELS_PER_TASK: usize = 9;
 
-/// Whether this CPU can run the fused path (AVX-512F, FMA and POPCNT).
+/// Whether this CPU can run the fused path (AVX-512F/BW/VL, FMA and POPCNT).
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("fma")
             && std::arch::is_x86_feature_detected!("popcnt")
     }
@@ -107,9 +109,55 @@ fn dot_chains(q: &[f32], candidates: &[f32], dim: usize, cols: &[usize], out: &m
 /// Per-question state of one task.
 struct RowState {
     sc: Scratch<f32>,
-    t_min: f32,
+    /// Whether compaction still pays on this question (see [`count_slice`]).
     compact: bool,
-    finite: bool,
+}
+
+/// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
+/// `first_row + i`), language by language, with the row kernel's [`count_slice`], built for
+/// AVX-512 like the row kernel's own dispatch.
+///
+/// # Safety
+/// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+unsafe fn count_strip(
+    strip: &[f32],
+    c0: usize,
+    end: usize,
+    first_row: usize,
+    layout: &Layout,
+    states: &mut [RowState],
+    buf: &mut Vec<f32>,
+) -> CoreResult<()> {
+    let (offsets, n_langs) = (&layout.offsets, layout.n_langs());
+    for (i, st) in states.iter_mut().enumerate() {
+        let srow = &strip[i * CH..i * CH + (end - c0)];
+        let t_min = lowest(&st.sc.thr);
+        let mut finite = true;
+        let mut l = layout.lang_of(c0);
+        while l < n_langs && offsets[l] < end {
+            let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
+            if a < b {
+                finite &= count_slice::<f32, true>(
+                    &srow[a - c0..b - c0],
+                    l,
+                    n_langs,
+                    &st.sc.thr,
+                    t_min,
+                    &mut st.compact,
+                    buf,
+                    &mut st.sc.ge,
+                    &mut st.sc.gt,
+                );
+            }
+            l += 1;
+        }
+        if !finite {
+            return Err(non_finite(srow, first_row + i, c0));
+        }
+    }
+    Ok(())
 }
 
 /// Per-question metrics of the questions `first_row..first_row + n` whose embeddings are the
@@ -144,16 +192,7 @@ pub fn query_metrics_embeddings(
         ));
     }
     let n_q = queries.len() / dim;
-    if first_row + n_q > rel.n_questions() {
-        return Err(CoreError::shape(
-            "query_embeddings",
-            format!(
-                "rows {first_row}..{} exceed the {} questions of the relevance",
-                first_row + n_q,
-                rel.n_questions()
-            ),
-        ));
-    }
+    rel.check_rows("query_embeddings", first_row, n_q)?;
     if candidates.len() != n_c.saturating_mul(dim) {
         return Err(CoreError::shape(
             "candidate_embeddings",
@@ -261,7 +300,6 @@ fn block_counts(
 ) -> CoreResult<Vec<RowState>> {
     let n_c = layout.n_candidates();
     let n_langs = layout.n_langs();
-    let offsets = &layout.offsets;
     let n_micro = rows.div_ceil(MR);
 
     // Question micro-panels, k-major, zero-padded past `rows`.
@@ -282,21 +320,7 @@ fn block_counts(
             let q = &qs[i * dim..(i + 1) * dim];
             // SAFETY: FMA is available (checked by `available()` before `run`).
             unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
-            let t_min = sc
-                .thr
-                .iter()
-                .fold(f32::INFINITY, |m, &t| if t < m { t } else { m });
-            let t_min = if sc.thr.iter().any(|t| t.is_nan()) {
-                f32::NAN
-            } else {
-                t_min
-            };
-            RowState {
-                sc,
-                t_min,
-                compact: true,
-                finite: true,
-            }
+            RowState { sc, compact: true }
         })
         .collect();
 
@@ -340,57 +364,18 @@ fn block_counts(
                 k0 += kl;
             }
         }
-        // Count the strip's real columns, language by language.
-        let end = c1.min(n_c);
-        for (i, st) in states.iter_mut().enumerate() {
-            let k = st.sc.cols.len();
-            let srow = &strip[i * CH..i * CH + (end - c0)];
-            let mut l = layout.lang_of(c0);
-            while l < n_langs && offsets[l] < end {
-                let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
-                if a < b {
-                    let sub = &srow[a - c0..b - c0];
-                    if k == 0 {
-                        st.finite &= f32::all_finite(sub);
-                    } else if st.compact {
-                        // SAFETY: AVX-512F and POPCNT are available; `buf` has the padding.
-                        let (n, ok) = unsafe { f32::compact_avx512(sub, st.t_min, &mut buf) };
-                        st.finite &= ok;
-                        if 4 * n > 3 * sub.len() && sub.len() >= 256 {
-                            st.compact = false;
-                        }
-                        count_few(
-                            &buf[..n],
-                            &st.sc.thr,
-                            l,
-                            n_langs,
-                            &mut st.sc.ge,
-                            &mut st.sc.gt,
-                        );
-                    } else {
-                        st.finite &= f32::all_finite(sub);
-                        for (j, &t) in st.sc.thr.iter().enumerate() {
-                            let (x, y) = count_ge_gt(sub, t);
-                            st.sc.ge[j * n_langs + l] += x;
-                            st.sc.gt[j * n_langs + l] += y;
-                        }
-                    }
-                }
-                l += 1;
-            }
-            if !st.finite {
-                let (col, v) = srow
-                    .iter()
-                    .enumerate()
-                    .find(|(_, x)| !x.is_finite())
-                    .map_or((c0, f64::NAN), |(j, &x)| (c0 + j, f64::from(x)));
-                return Err(CoreError::NonFinite {
-                    row: first_row + i,
-                    col,
-                    value: v,
-                });
-            }
-        }
+        // SAFETY: AVX-512F, AVX-512BW/VL and POPCNT are available (`available()`).
+        unsafe {
+            count_strip(
+                &strip,
+                c0,
+                c1.min(n_c),
+                first_row,
+                layout,
+                &mut states,
+                &mut buf,
+            )?
+        };
         c0 = c1;
     }
     Ok(states)
