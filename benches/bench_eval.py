@@ -27,7 +27,7 @@ import numpy as np
 
 import hybridrs
 from hybridrs import reference
-from hybridrs.encoders import TfidfEncoder
+from hybridrs.models import TfidfEncoder
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xquad-r"
 
@@ -43,14 +43,14 @@ def best_of(fn, repeat: int) -> float:
 
 def real_embeddings(ds) -> tuple[np.ndarray, np.ndarray] | None:
     """The default encoder's embeddings of ``ds`` (cached), or None without the model."""
-    from hybridrs.models import _cache_root
+    from hybridrs.models import cache_root
 
-    path = _cache_root() / "embeddings" / f"bench-e5small-{ds.fingerprint()}.npz"
+    path = cache_root() / "embeddings" / f"bench-e5small-{ds.fingerprint()}.npz"
     if path.exists():
         with np.load(path) as z:
             return z["q"], z["c"]
     try:
-        from hybridrs.encoders import load_encoder
+        from hybridrs.models import load_encoder
 
         enc = load_encoder("default")
     except Exception as e:  # any missing piece means: no real embeddings

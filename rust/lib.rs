@@ -5,7 +5,6 @@
 
 pub mod error;
 pub mod eval;
-pub mod fused;
 pub mod pool;
 pub mod sampler;
 

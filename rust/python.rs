@@ -8,7 +8,7 @@ use pyo3::types::PyDict;
 
 use crate::error::CoreError;
 use crate::eval;
-use crate::fused;
+
 use crate::pool::PairPool;
 use crate::sampler::{HybridSampler, SamplerConfig};
 
@@ -190,7 +190,7 @@ fn query_metrics_embeddings<'py>(
         contiguous(&c, "candidate_embeddings")?,
     );
     let m = detached(py, || {
-        fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
+        eval::fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
     })?;
     metrics_dict(py, m)
 }
@@ -198,7 +198,7 @@ fn query_metrics_embeddings<'py>(
 /// Whether the CPU can run `query_metrics_embeddings` (AVX-512F and FMA).
 #[pyfunction]
 fn fused_available() -> bool {
-    fused::available()
+    eval::fused::available()
 }
 
 fn f32_matrix<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray2<'py, f32>> {
@@ -235,34 +235,49 @@ fn check_cols(shape: &[usize], n_candidates: usize) -> PyResult<()> {
     Ok(())
 }
 
+/// One float64 array of the per-question metrics dict, or an error naming the key.
+fn metric<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<PyReadonlyArray1<'py, f64>> {
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("per_query: missing key {key:?}")))?
+        .extract::<PyReadonlyArray1<'py, f64>>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "per_query[{key:?}]: expected a 1-d numpy array of float64"
+            ))
+        })
+}
+
 /// Per-setting means of per-question metrics; see `hybridrs._core.pyi`.
 #[pyfunction]
-#[pyo3(signature = (query_lang, n_langs, n_ks, ap, ap_at_k, recall, rank_distance, lang_ap, lang_ap_at_k, lang_recall))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (per_query, query_lang, n_langs, n_ks))]
 fn aggregate<'py>(
     py: Python<'py>,
+    per_query: &Bound<'py, PyDict>,
     query_lang: &Bound<'py, PyAny>,
     n_langs: usize,
     n_ks: usize,
-    ap: PyReadonlyArray1<'py, f64>,
-    ap_at_k: PyReadonlyArray1<'py, f64>,
-    recall: PyReadonlyArray1<'py, f64>,
-    rank_distance: PyReadonlyArray1<'py, f64>,
-    lang_ap: PyReadonlyArray1<'py, f64>,
-    lang_ap_at_k: PyReadonlyArray1<'py, f64>,
-    lang_recall: PyReadonlyArray1<'py, f64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let ql = i64_array(query_lang, "query_lang")?;
+    let arrays = [
+        metric(per_query, "ap")?,
+        metric(per_query, "ap_at_k")?,
+        metric(per_query, "recall")?,
+        metric(per_query, "rank_distance")?,
+        metric(per_query, "lang_ap")?,
+        metric(per_query, "lang_ap_at_k")?,
+        metric(per_query, "lang_recall")?,
+    ];
+    let [ap, ap_at_k, recall, rank_distance, lang_ap, lang_ap_at_k, lang_recall] = &arrays;
     let view = eval::QueryMetricsView {
         n_langs,
         n_ks,
-        ap: contiguous(&ap, "ap")?,
-        ap_at_k: contiguous(&ap_at_k, "ap_at_k")?,
-        recall: contiguous(&recall, "recall")?,
-        rank_distance: contiguous(&rank_distance, "rank_distance")?,
-        lang_ap: contiguous(&lang_ap, "lang_ap")?,
-        lang_ap_at_k: contiguous(&lang_ap_at_k, "lang_ap_at_k")?,
-        lang_recall: contiguous(&lang_recall, "lang_recall")?,
+        ap: contiguous(ap, "ap")?,
+        ap_at_k: contiguous(ap_at_k, "ap_at_k")?,
+        recall: contiguous(recall, "recall")?,
+        rank_distance: contiguous(rank_distance, "rank_distance")?,
+        lang_ap: contiguous(lang_ap, "lang_ap")?,
+        lang_ap_at_k: contiguous(lang_ap_at_k, "lang_ap_at_k")?,
+        lang_recall: contiguous(lang_recall, "lang_recall")?,
     };
     let qls = contiguous(&ql, "query_lang")?;
     let a = detached(py, || eval::aggregate(&view, qls))?;

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hybridrs
-from hybridrs.encoders import TfidfEncoder
+from hybridrs.models import TfidfEncoder
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

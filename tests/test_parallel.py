@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from hybridrs import load_parallel_qa
+from hybridrs import PairPool, load_parallel_qa
 
 from .conftest import XQUAD
 
@@ -31,7 +31,7 @@ def test_jsonl(tmp_path):
     qa = load_parallel_qa(_jsonl(tmp_path / "a.jsonl", GOOD))
     assert len(qa) == 3 and qa.languages == ("de", "en")
     assert qa.ids == ["1", "1", "2"] and qa.negatives[0] == ["Bob."] and qa.negatives[1] == []
-    assert qa.pool().n_groups == 2
+    assert PairPool.from_parallel(qa).n_groups == 2
     only_en = load_parallel_qa(tmp_path / "a.jsonl", languages=["en"])
     assert only_en.langs == ["en", "en"]
 
@@ -83,7 +83,7 @@ def test_errors(tmp_path):
 
 def test_lareqa_directory():
     qa = load_parallel_qa(XQUAD, languages=["en", "de"])
-    assert len(qa) == 2380 and qa.pool().n_groups == 1190
+    assert len(qa) == 2380 and PairPool.from_parallel(qa).n_groups == 1190
     assert qa.licence.startswith("Attribution-ShareAlike") or "CC" in qa.licence or qa.licence
     para = load_parallel_qa(XQUAD, languages=["en"], passage="paragraph")
     assert len(para.passages[0]) > len(qa.passages[qa.langs.index("en")])

@@ -268,7 +268,7 @@ def test_pool_rows_refer_to_input_arrays():
 def test_real_mlqa_training_pool():
     qa = load_parallel_qa(MLQA)
     assert len(qa) == 4199 and qa.languages == ("ar", "de", "en", "es", "hi", "vi", "zh")
-    pool = qa.pool()
+    pool = PairPool.from_parallel(qa)
     ref = ReferencePairPool(qa.ids, qa.langs).stats()
     st_ = pool.stats()
     assert st_["groups"] == ref["groups"] == len(set(qa.ids))

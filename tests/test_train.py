@@ -15,7 +15,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from hybridrs.train import TrainConfig, load_config, main, train  # noqa: E402
+from hybridrs.cli.train import main  # noqa: E402
+from hybridrs.train import TrainConfig, load_config, train  # noqa: E402
 
 from .conftest import MLQA, XQUAD  # noqa: E402
 
@@ -137,15 +138,17 @@ def test_kill_and_resume_equals_uninterrupted(tiny_model, small_train, tmp_path)
     c = cfg(tiny_model, small_train, tmp_path / "full", save_steps=4, max_steps=12)
     train(c)
     killed = tmp_path / "killed"
+    # the kill comes from the test side: a callback that ends the process the hard way right
+    # after checkpoint 8 is written
     code = (
-        "import sys, json; from hybridrs.train import TrainConfig, train; "
-        "train(TrainConfig(**json.loads(sys.argv[1])))"
+        "import os, sys, json; from hybridrs.train import TrainConfig, train\n"
+        "def kill(event, step, path):\n"
+        "    if step == 8: os._exit(137)\n"
+        "train(TrainConfig(**json.loads(sys.argv[1])), callbacks=[kill])"
     )
     kw = {**c.__dict__, "output_dir": str(killed)}
-    env = {**os.environ, "HYBRIDRS_TEST_KILL_AT_STEP": "8"}
     proc = subprocess.run(
         [sys.executable, "-c", code, json.dumps(kw)],
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -184,7 +187,7 @@ def test_torchrun_two_processes_match_one(tiny_model, small_train, tmp_path):
         "--master_port",
         "29517",
         "-m",
-        "hybridrs.train",
+        "hybridrs.cli.train",
         "--model",
         str(tiny_model),
         "--train_data",
@@ -218,9 +221,9 @@ def test_torchrun_two_processes_match_one(tiny_model, small_train, tmp_path):
     # the same weights, so it matches the single process's first loss to a tolerance
     assert abs(loss_two[0] - loss_one[0]) < 0.25 * abs(loss_one[0])
     # the ranks drew disjoint halves of every global batch
-    from hybridrs import HybridBatchSampler, load_parallel_qa
+    from hybridrs import HybridBatchSampler, PairPool, load_parallel_qa
 
-    pool = load_parallel_qa(small_train).pool()
+    pool = PairPool.from_parallel(load_parallel_qa(small_train))
     r0 = list(HybridBatchSampler(pool, 4, seed=42, rank=0, world_size=2))
     r1 = list(HybridBatchSampler(pool, 4, seed=42, rank=1, world_size=2))
     whole = list(HybridBatchSampler(pool, 8, seed=42))
@@ -288,14 +291,11 @@ def test_validation_split_holds_out_whole_articles(tiny_model, tmp_path):
     )
     v = rep["after"]["validation"]
     assert 0 < v["n_questions"] < 4199 and v["summary"]["n_mono"] == 7
-    from hybridrs import load_lareqa
-    from hybridrs.train import split_validation
-
-    c = cfg(tiny_model, MLQA, tmp_path / "w", validation_split=0.2)
-    from hybridrs import load_parallel_qa
+    from hybridrs import load_lareqa, load_parallel_qa
+    from hybridrs.data import split_validation
 
     qa = load_parallel_qa(MLQA)
-    train_qa, val = split_validation(qa, c)
+    train_qa, val = split_validation(qa, MLQA, 0.2)
     held = {q.id for q in val.questions}
     assert held and not held & set(train_qa.ids)
     assert len(train_qa) + val.n_questions == len(qa)
@@ -306,7 +306,7 @@ def test_validation_split_holds_out_whole_articles(tiny_model, tmp_path):
 
 
 def test_compare_writes_table_and_chart(tiny_model, tmp_path):
-    from hybridrs.train import main as train_main
+    from hybridrs.cli.train import main as train_main
 
     out = tmp_path / "cmp"
     argv = [

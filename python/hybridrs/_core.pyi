@@ -61,18 +61,14 @@ def fused_available() -> bool:
     """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
 
 def aggregate(
+    per_query: dict[str, npt.NDArray[np.float64]],
     query_lang: npt.NDArray[np.int64],
     n_langs: int,
     n_ks: int,
-    ap: npt.NDArray[np.float64],
-    ap_at_k: npt.NDArray[np.float64],
-    recall: npt.NDArray[np.float64],
-    rank_distance: npt.NDArray[np.float64],
-    lang_ap: npt.NDArray[np.float64],
-    lang_ap_at_k: npt.NDArray[np.float64],
-    lang_recall: npt.NDArray[np.float64],
 ) -> dict[str, Any]:
-    """Per-setting means of per-question metrics (``pair_map`` L x L, ``multi_map`` L, ...)."""
+    """Per-setting means (``pair_map`` L x L, ``multi_map`` L, ...) of the per-question
+    metrics that :func:`query_metrics` returns (the dict as it is: ``ap``, ``ap_at_k``,
+    ``recall``, ``rank_distance``, ``lang_ap``, ``lang_ap_at_k``, ``lang_recall``)."""
 
 @final
 class PairPool:

@@ -16,11 +16,39 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from .data import ParallelQA
 
-__all__ = ["STRATEGY_ALPHA", "HybridBatchSampler", "PairPool"]
+__all__ = ["STRATEGY_ALPHA", "HybridBatchSampler", "PairPool", "resolve_alpha"]
 
 #: alpha (probability of a monolingual step) of each named strategy.
 STRATEGY_ALPHA = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
+
+
+def resolve_alpha(strategy: str | None = None, alpha: float | None = None) -> float:
+    """The probability of a monolingual step, from a strategy name and/or an explicit alpha:
+    the one place where strategy -> alpha is worked out and alpha's range is checked.
+
+    ``strategy`` ``"mono"`` is alpha 1, ``"cross"`` 0, ``"hybrid"`` 0.5 unless ``alpha`` says
+    otherwise; an ``alpha`` that contradicts ``"mono"`` or ``"cross"`` is an error. Neither
+    given: 0.5.
+
+    Raises:
+        ValueError: an unknown strategy, an alpha outside [0, 1], or a contradiction.
+    """
+    if strategy is not None and strategy not in STRATEGY_ALPHA:
+        raise ValueError(f"strategy: must be one of {sorted(STRATEGY_ALPHA)}, got {strategy!r}")
+    if alpha is not None:
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.floating)):
+            raise TypeError(f"alpha: expected a number, got {type(alpha).__name__}")
+        if not 0.0 <= float(alpha) <= 1.0:  # NaN fails too
+            raise ValueError(f"alpha: must lie in [0, 1], got {alpha}")
+        if strategy in ("mono", "cross") and float(alpha) != STRATEGY_ALPHA[strategy]:
+            raise ValueError(
+                f"alpha: {alpha} contradicts strategy={strategy!r} (alpha "
+                f"{STRATEGY_ALPHA[strategy]}); give one of them"
+            )
+        return float(alpha)
+    return STRATEGY_ALPHA[strategy] if strategy is not None else 0.5
 
 
 def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
@@ -87,6 +115,17 @@ class PairPool:
             raise ValueError(f"langs: at most 255 languages, got {len(names)}")
         inner = _core.PairPool.from_codes(gcodes, lcodes, max(len(names), 1))
         return cls(inner, names, int(g.size))
+
+    @classmethod
+    def from_parallel(
+        cls, qa: ParallelQA, languages: Iterable[str] | None = None, min_languages: int = 1
+    ) -> PairPool:
+        """The pool of a :class:`~hybridrs.data.ParallelQA` (row i = record i), optionally
+        filtered to ``languages`` and to groups with at least ``min_languages`` of them."""
+        p = cls.from_arrays(qa.ids, qa.langs)
+        if languages is not None or min_languages > 1:
+            p = p.filter(languages=languages, min_languages=min_languages)
+        return p
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -209,20 +248,7 @@ class HybridBatchSampler:
     ) -> None:
         if not isinstance(pool, PairPool):
             raise TypeError(f"pool: expected a PairPool, got {type(pool).__name__}")
-        if strategy is not None:
-            if strategy not in STRATEGY_ALPHA:
-                raise ValueError(
-                    f"strategy: must be one of {sorted(STRATEGY_ALPHA)}, got {strategy!r}"
-                )
-            if alpha is not None and alpha != STRATEGY_ALPHA[strategy]:
-                raise ValueError(
-                    f"alpha: {alpha} contradicts strategy={strategy!r} (alpha "
-                    f"{STRATEGY_ALPHA[strategy]}); give one of them"
-                )
-            alpha = STRATEGY_ALPHA[strategy]
-        alpha = 0.5 if alpha is None else float(alpha)
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha: must lie in [0, 1], got {alpha}")
+        alpha = resolve_alpha(strategy, alpha)
         if int(batch_size) < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if int(world_size) < 1:

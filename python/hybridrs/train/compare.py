@@ -9,18 +9,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .data import load_lareqa
-from .encoders import TfidfEncoder
-from .evaluation import evaluate
-from .sampling import STRATEGY_ALPHA
+from ..data import eval_subset, load_lareqa
+from ..evaluation import evaluate
+from ..models import TfidfEncoder
+from ..sampling import STRATEGY_ALPHA
+from .settings import TrainConfig
+from .trainer import train
 
 __all__ = ["compare"]
 
 
-def compare(cfg: Any, strategies: list[str]) -> dict[str, Any]:
+def compare(cfg: TrainConfig, strategies: list[str]) -> dict[str, Any]:
     """Trains each strategy in both directions and writes the comparison table and chart."""
-    from .train import eval_subset, train
-
     bad = [s for s in strategies if s not in STRATEGY_ALPHA]
     if bad or not strategies:
         raise ValueError(
@@ -32,7 +32,13 @@ def compare(cfg: Any, strategies: list[str]) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for train_set, eval_set in directions:
         tag = f"{train_set.name}->{eval_set.name}"
-        ds = eval_subset(load_lareqa(eval_set), cfg, on_cpu=True)
+        ds = eval_subset(
+            load_lareqa(eval_set),
+            cfg.eval_languages,
+            cfg.eval_articles,
+            cfg.eval_max_questions_per_language,
+            on_cpu=True,
+        )
         tf = evaluate(ds, TfidfEncoder().scores(ds)).summary()
         rows.append({"direction": tag, "model": "TF-IDF", **tf})
         untrained_done = False

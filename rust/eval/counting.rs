@@ -1,0 +1,208 @@
+//! Counting: per language slice, how many candidates score `>=` and `>` each threshold
+//! (compaction to the scores that can count first; AVX-512 / AVX2 builds chosen at run time).
+
+use super::*;
+use crate::error::CoreError;
+
+/// Counts of `x >= t` and `x > t` over a slice. A tight loop that LLVM vectorises.
+#[inline(always)]
+pub(crate) fn count_ge_gt<T: Score>(s: &[T], t: T) -> (u32, u32) {
+    let mut ge = 0u32;
+    let mut gt = 0u32;
+    for &x in s {
+        ge += u32::from(x >= t);
+        gt += u32::from(x > t);
+    }
+    (ge, gt)
+}
+
+/// Thresholds handled together by [`count_few`] (one vector register of f32).
+const LANES: usize = 16;
+
+/// Adds the `ge`/`gt` counts of language `l` over a short run of scores (the survivors of compaction):
+/// the thresholds sit in the lanes of a vector and each score is compared with all of them at
+/// once, so a short run costs no per-threshold loop overhead.
+#[inline(always)]
+pub(crate) fn count_few<T: Score>(
+    kept: &[T],
+    thr: &[T],
+    l: usize,
+    n_langs: usize,
+    ge: &mut [u32],
+    gt: &mut [u32],
+) {
+    for (c, chunk) in thr.chunks(LANES).enumerate() {
+        // Padding lanes hold the first threshold; their counts are not written back.
+        let mut t = [chunk[0]; LANES];
+        t[..chunk.len()].copy_from_slice(chunk);
+        let mut n_ge = [0u32; LANES];
+        let mut n_gt = [0u32; LANES];
+        for &x in kept {
+            for i in 0..LANES {
+                n_ge[i] += u32::from(x >= t[i]);
+                n_gt[i] += u32::from(x > t[i]);
+            }
+        }
+        for i in 0..chunk.len() {
+            let j = c * LANES + i;
+            ge[j * n_langs + l] += n_ge[i];
+            gt[j * n_langs + l] += n_gt[i];
+        }
+    }
+}
+
+/// Adds to `ge`/`gt` (`k x L`, row-major, zeroed by the caller) the counts of one score row; false if a value is not finite.
+///
+/// Only candidates scoring at least the lowest relevant score `t_min` can count for any
+/// threshold, so each language slice is first compacted to those (one comparison per score,
+/// AVX-512 compress where the CPU has it) and the `2 k` comparisons run over the survivors
+/// only. For a useful retriever the relevant candidates rank high and few scores survive; when
+/// most do (near-random scores), the row switches to counting the slices directly.
+#[inline(always)]
+fn count_row<T: Score, const AVX512: bool>(
+    row: &[T],
+    offsets: &[usize],
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+    buf: &mut Vec<T>,
+) -> bool {
+    let n_langs = offsets.len() - 1;
+    let t_min = lowest(thr);
+    let mut compact = true;
+    let mut finite = true;
+    for l in 0..n_langs {
+        let slice = &row[offsets[l]..offsets[l + 1]];
+        finite &=
+            count_slice::<T, AVX512>(slice, l, n_langs, thr, t_min, &mut compact, buf, ge, gt);
+    }
+    finite
+}
+
+/// The lowest threshold: no score below it counts for any threshold. NaN thresholds are
+/// skipped unless the first is NaN; either way the NaN score is in the row itself, where the
+/// finiteness check reports it (a NaN `t_min` keeps every score). `+inf` when `thr` is empty.
+#[inline(always)]
+pub(crate) fn lowest<T: Score>(thr: &[T]) -> T {
+    match thr.first() {
+        Some(&first) => thr.iter().fold(first, |m, &t| if t < m { t } else { m }),
+        None => T::INFINITY,
+    }
+}
+
+/// Adds to `ge`/`gt` the counts of language `l` over `slice` (a language's columns of a row,
+/// or part of them) and returns whether its scores are all finite. While `compact` holds, the
+/// slice is first compacted to the scores not below `t_min` (see [`count_row`]); a slice of
+/// at least 256 scores of which most survive turns `compact` off for the rest of the row.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn count_slice<T: Score, const AVX512: bool>(
+    slice: &[T],
+    l: usize,
+    n_langs: usize,
+    thr: &[T],
+    t_min: T,
+    compact: &mut bool,
+    buf: &mut Vec<T>,
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    if thr.is_empty() {
+        return T::all_finite(slice);
+    }
+    if !*compact {
+        for (j, &t) in thr.iter().enumerate() {
+            let (a, b) = count_ge_gt(slice, t);
+            ge[j * n_langs + l] += a;
+            gt[j * n_langs + l] += b;
+        }
+        return T::all_finite(slice);
+    }
+    if buf.len() < slice.len() + COMPACT_PAD {
+        buf.resize(slice.len() + COMPACT_PAD, t_min);
+    }
+    let (n, ok) = if AVX512 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `AVX512` is only true in AVX-512 builds chosen after run-time detection,
+            // and `buf` was sized just above.
+            unsafe { T::compact_avx512(slice, t_min, buf) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            T::compact(slice, t_min, buf)
+        }
+    } else {
+        T::compact(slice, t_min, buf)
+    };
+    // Most scores survive: compaction does not pay on this row.
+    if 4 * n > 3 * slice.len() && slice.len() >= 256 {
+        *compact = false;
+    }
+    count_few(&buf[..n], thr, l, n_langs, ge, gt);
+    ok
+}
+
+/// The error for a row whose scores are not all finite: the first offending value, its
+/// column being `first_col` plus its index in `values`.
+pub(crate) fn non_finite<T: Score>(values: &[T], row: usize, first_col: usize) -> CoreError {
+    let (col, value) = values
+        .iter()
+        .enumerate()
+        .find(|(_, x)| !x.finite())
+        .map_or((first_col, f64::NAN), |(i, x)| (first_col + i, x.as_f64()));
+    CoreError::NonFinite { row, col, value }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn count_row_avx2<T: Score>(
+    row: &[T],
+    offsets: &[usize],
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+    buf: &mut Vec<T>,
+) -> bool {
+    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+fn count_row_avx512<T: Score>(
+    row: &[T],
+    offsets: &[usize],
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+    buf: &mut Vec<T>,
+) -> bool {
+    count_row::<T, true>(row, offsets, thr, ge, gt, buf)
+}
+
+/// Dispatches to an AVX-512 or AVX2 build of the same loop when the CPU has it.
+pub(crate) fn count_row_dispatch<T: Score>(
+    row: &[T],
+    offsets: &[usize],
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+    buf: &mut Vec<T>,
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
+            return unsafe { count_row_avx512(row, offsets, thr, ge, gt, buf) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { count_row_avx2(row, offsets, thr, ge, gt, buf) };
+        }
+    }
+    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
+}
