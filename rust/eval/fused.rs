@@ -384,7 +384,7 @@ fn block_counts(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use super::{query_metrics, MapNorm};
+    use crate::eval::{query_metrics, MapNorm};
 
     /// Pseudo-random values in [-1, 1).
     fn lcg(seed: u64, n: usize) -> Vec<f32> {

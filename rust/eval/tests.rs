@@ -1,6 +1,7 @@
 //! Unit tests of the evaluator against plain definitions.
 
 use super::*;
+use crate::error::CoreError;
 
 fn spec() -> Spec {
     Spec {
