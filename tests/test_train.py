@@ -341,3 +341,66 @@ def test_compare_writes_table_and_chart(tiny_model, tmp_path):
         assert row in table, row
     assert (out / "comparison.png").stat().st_size > 1000
     assert train_main(["--compare", "mono,bogus", "--output_dir", str(out)]) == 2
+
+
+@pytest.fixture(scope="session")
+def tiny_cls_model(tiny_model, tmp_path_factory) -> Path:
+    """The tiny model declaring CLS pooling (sentence-transformers files), no prompts."""
+    import shutil
+
+    from hybridrs.models import write_sentence_transformers_files
+
+    out = tmp_path_factory.mktemp("tiny-cls")
+    shutil.copytree(tiny_model, out, dirs_exist_ok=True)
+    write_sentence_transformers_files(out, 32, "", "", pooling="cls")
+    return out
+
+
+def test_trained_model_pools_as_its_base(tiny_cls_model, small_train, tmp_path, capfd):
+    """A CLS-pooling base is trained with CLS pooling, and the saved model, loaded by
+    sentence-transformers, gives exactly the embeddings the trainer used."""
+    from hybridrs.train import Trainer
+
+    out = tmp_path / "cls"
+    t = Trainer(cfg(tiny_cls_model, small_train, out, max_steps=3, eval_data=[]))
+    assert t.encoder.pooling == "cls"
+    report = t.train()
+    assert report["train"]["pooling"] == "cls"
+    texts = ["Wie viel Eiweiß sollte eine Frau pro Tag essen?", "Paris is the capital."]
+    ours = t.encoder.encode(texts, "query: ", progress=False)
+    st = pytest.importorskip("sentence_transformers")
+    capfd.readouterr()
+    model = st.SentenceTransformer(str(out / "model"), device="cpu")
+    theirs = model.encode([f"query: {x}" for x in texts], convert_to_numpy=True)
+    import numpy as np
+
+    assert np.allclose(ours, theirs, atol=1e-5), np.abs(ours - theirs).max()
+    # mean pooling would give other vectors: the test can tell the two apart
+    from hybridrs.models import Encoder
+
+    mean = Encoder.load(out / "model", pooling="mean", device="cpu")
+    assert not np.allclose(mean.encode(texts, "query: ", progress=False), theirs, atol=1e-3)
+    # loading the saved model is silent (no report of missing pooler weights)
+    from transformers import AutoModel
+
+    capfd.readouterr()
+    AutoModel.from_pretrained(str(out / "model"))
+    captured = capfd.readouterr()
+    assert "MISSING" not in captured.err + captured.out, captured.err[-2000:]
+
+
+def test_model_card_front_matter(tiny_model, small_train, tmp_path):
+    import yaml
+
+    out = tmp_path / "card"
+    train(cfg(tiny_model, small_train, out, max_steps=2))
+    text = (out / "model" / "README.md").read_text()
+    assert text.startswith("---\n")
+    meta = yaml.safe_load(text.split("---\n")[1])
+    assert meta["pipeline_tag"] == "sentence-similarity"
+    assert "sentence-transformers" in meta["tags"]
+    assert set(meta["language"]) >= {"en", "de", "zh"} and meta["base_model"]
+    assert meta["datasets"] == ["mlqa.jsonl"]
+    res = meta["model-index"][0]["results"][0]
+    assert res["dataset"]["name"] == "xquad-r"
+    assert {m["type"] for m in res["metrics"]} >= {"map_mono", "map_cross", "map_multi"}

@@ -78,5 +78,6 @@ def heatmap(report: EvalReport, path: str | Path, title: str | None = None) -> N
         f"multi {s['multi']:.3f}, rank distance {s['rank_distance']:.0f} (cells: mAP x 100)",
         fontsize=9,
     )
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)

@@ -260,7 +260,8 @@ class EvalReport:
         }
 
     def to_json(self, path: str | Path) -> None:
-        """Writes :meth:`to_dict` as JSON."""
+        """Writes :meth:`to_dict` as JSON (creating the parent directory)."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
 
     def plot(self, path: str | Path, title: str | None = None) -> None:
