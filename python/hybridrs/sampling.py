@@ -10,12 +10,14 @@ appears twice in one global batch: its other-language versions are positives, no
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from . import _core
+from ._checks import as_int
 from .data import ParallelQA
 
 __all__ = ["STRATEGY_ALPHA", "HybridBatchSampler", "PairPool", "resolve_alpha"]
@@ -52,7 +54,9 @@ def resolve_alpha(strategy: str | None = None, alpha: float | None = None) -> fl
 
 
 def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
-    """Dense int64 codes and the sorted distinct values (vectorised, no Python loop)."""
+    """Dense int64 codes and the sorted distinct values (vectorised, no Python loop for
+    numeric and numpy string arrays). Strings must be non-empty ``str``: ``None``, NaN,
+    bytes and ``""`` are errors naming the first offending row."""
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{field}: expected a 1-d sequence, got shape {arr.shape}")
@@ -60,12 +64,18 @@ def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
         raise ValueError(f"{field}: the pool is empty")
     if arr.dtype.kind in "iu":
         return arr.astype(np.int64, copy=False), []
-    if arr.dtype.kind not in "USO":
+    if arr.dtype.kind not in "UO":
         raise TypeError(f"{field}: expected strings or integers, got dtype {arr.dtype}")
     if arr.dtype.kind == "O":
-        if not all(isinstance(v, str) for v in arr[: min(arr.size, 1000)]):
-            raise TypeError(f"{field}: expected strings or integers")
+        bad = next((i for i, v in enumerate(arr) if not isinstance(v, str) or not v), None)
+        if bad is not None:
+            raise TypeError(
+                f"{field}: row {bad} is {arr[bad]!r}; expected a non-empty string (str)"
+            )
         arr = arr.astype(str)
+    elif (np.char.str_len(arr) == 0).any():
+        bad = int(np.flatnonzero(np.char.str_len(arr) == 0)[0])
+        raise TypeError(f"{field}: row {bad} is ''; expected a non-empty string")
     uniq, inv = np.unique(arr, return_inverse=True)
     return inv.astype(np.int64), uniq.tolist()
 
@@ -113,7 +123,17 @@ class PairPool:
             lcodes, names = _codes(lg, "langs")
         if len(names) > 255:
             raise ValueError(f"langs: at most 255 languages, got {len(names)}")
-        inner = _core.PairPool.from_codes(gcodes, lcodes, max(len(names), 1))
+        try:
+            inner = _core.PairPool.from_codes(gcodes, lcodes, max(len(names), 1))
+        except ValueError as e:
+            rows = re.search(r"rows (\d+) and (\d+) have the same group id", str(e))
+            if rows is None:
+                raise
+            a, b = int(rows.group(1)), int(rows.group(2))
+            raise ValueError(
+                f"group_ids: rows {a} and {b} are both group {g[b].item()!r} in language "
+                f"{lg[b].item()!r}; a group has at most one row per language"
+            ) from None
         return cls(inner, names, int(g.size))
 
     @classmethod
@@ -249,14 +269,11 @@ class HybridBatchSampler:
         if not isinstance(pool, PairPool):
             raise TypeError(f"pool: expected a PairPool, got {type(pool).__name__}")
         alpha = resolve_alpha(strategy, alpha)
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
-        if int(world_size) < 1:
-            raise ValueError(f"world_size: must be >= 1, got {world_size}")
-        if not 0 <= int(rank) < int(world_size):
+        batch_size = as_int(batch_size, "batch_size", 1)
+        world_size = as_int(world_size, "world_size", 1)
+        if not 0 <= as_int(rank, "rank", 0) < world_size:
             raise ValueError(f"rank: must lie in 0..world_size-1 = 0..{world_size - 1}, got {rank}")
-        if int(seed) < 0:
-            raise ValueError(f"seed: must be >= 0, got {seed}")
+        seed = as_int(seed, "seed", 0, (1 << 64) - 1)
         if languages is not None:
             pool = pool.filter(languages=languages)
         weights = [1.0] * len(pool.languages)

@@ -1,7 +1,7 @@
 //! Aggregation: per-question metrics averaged into per-setting means.
 
 use super::*;
-use crate::error::{CoreError, CoreResult};
+use crate::error::{try_vec, CoreError, CoreResult};
 
 /// Means per setting. NaN where a setting has no question (its count is 0).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,18 +60,19 @@ pub fn aggregate(m: &QueryMetricsView<'_>, query_lang: &[i64]) -> CoreResult<Agg
             ));
         }
     }
+    let f = "recall_at";
     let mut a = Aggregate {
         n_langs: nl,
         n_ks: nk,
-        pair_n: vec![0; nl * nl],
-        pair_map: vec![0.0; nl * nl],
-        pair_map_at_k: vec![0.0; nl * nl],
-        pair_recall: vec![0.0; nl * nl * nk],
-        multi_n: vec![0; nl],
-        multi_map: vec![0.0; nl],
-        multi_map_at_k: vec![0.0; nl],
-        multi_recall: vec![0.0; nl * nk],
-        rank_distance: vec![0.0; nl],
+        pair_n: try_vec(f, &[nl, nl], 0)?,
+        pair_map: try_vec(f, &[nl, nl], 0.0)?,
+        pair_map_at_k: try_vec(f, &[nl, nl], 0.0)?,
+        pair_recall: try_vec(f, &[nl, nl, nk], 0.0)?,
+        multi_n: try_vec(f, &[nl], 0)?,
+        multi_map: try_vec(f, &[nl], 0.0)?,
+        multi_map_at_k: try_vec(f, &[nl], 0.0)?,
+        multi_recall: try_vec(f, &[nl, nk], 0.0)?,
+        rank_distance: try_vec(f, &[nl], 0.0)?,
         multi_micro: 0.0,
     };
     let mut micro_n = 0u64;

@@ -18,7 +18,7 @@ use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, Layout, QueryMetrics,
     Relevance, Scratch, Spec, COMPACT_PAD,
 };
-use crate::error::{CoreError, CoreResult};
+use crate::error::{try_vec, CoreError, CoreResult};
 
 /// Questions per microkernel tile (broadcast side).
 const MR: usize = 14;
@@ -241,7 +241,7 @@ fn run(
 
     // Candidate panels: NR candidates, k-major, zero-padded past n_c.
     let n_panels = n_c.div_ceil(NR);
-    let mut packed = vec![0f32; n_panels * NR * dim];
+    let mut packed = try_vec("candidate_embeddings", &[n_panels, NR, dim], 0f32)?;
     packed
         .par_chunks_mut(NR * dim)
         .enumerate()
@@ -303,7 +303,7 @@ fn block_counts(
     let n_micro = rows.div_ceil(MR);
 
     // Question micro-panels, k-major, zero-padded past `rows`.
-    let mut qp = vec![0f32; n_micro * MR * dim];
+    let mut qp = try_vec("query_embeddings", &[n_micro, MR, dim], 0f32)?;
     for i in 0..rows {
         let (mp, r) = (i / MR, i % MR);
         let dst = &mut qp[mp * MR * dim..(mp + 1) * MR * dim];

@@ -126,7 +126,6 @@ pub(crate) fn relevant_columns<T>(
 fn row_metrics<T: Score>(
     row: &[T],
     q: usize,
-    row_in_block: usize,
     rel: &Relevance<'_>,
     layout: &Layout,
     spec: &Spec,
@@ -145,7 +144,7 @@ fn row_metrics<T: Score>(
         &mut sc.buf,
     ) {
         // Slow path only on error: find the first offending value for the message.
-        return Err(non_finite(row, row_in_block, 0));
+        return Err(non_finite(row, q, 0)); // q: the question, not the row of the block
     }
     finish_row(sc, layout, spec, out);
     Ok(())
@@ -250,7 +249,6 @@ pub fn query_metrics<T: Score>(
                 row_metrics(
                     row,
                     first_row + local,
-                    local,
                     rel,
                     layout,
                     spec,

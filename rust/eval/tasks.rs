@@ -4,7 +4,7 @@
 use rayon::prelude::*;
 
 use super::*;
-use crate::error::CoreResult;
+use crate::error::{try_vec, CoreResult};
 
 /// The output slices of one parallel task: `rows()` consecutive questions.
 pub(crate) struct TaskOut<'a> {
@@ -56,19 +56,20 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, &mut TaskOut<'_>) -> CoreResult<()> + Sync + Send,
 {
+    let field = "recall_at";
     let mut m = QueryMetrics {
         n_langs,
         n_ks,
-        n_relevant: vec![0; n_rows],
-        ap: vec![0.0; n_rows],
-        ap_at_k: vec![0.0; n_rows],
+        n_relevant: try_vec(field, &[n_rows], 0)?,
+        ap: try_vec(field, &[n_rows], 0.0)?,
+        ap_at_k: try_vec(field, &[n_rows], 0.0)?,
         // At least one slot a question, so that every output yields one chunk a task (an
         // empty vector would yield none and end the zip early); cut back below.
-        recall: vec![0.0; n_rows * n_ks.max(1)],
-        rank_distance: vec![0.0; n_rows],
-        lang_ap: vec![0.0; n_rows * n_langs],
-        lang_ap_at_k: vec![0.0; n_rows * n_langs],
-        lang_recall: vec![0.0; n_rows * (n_langs * n_ks).max(1)],
+        recall: try_vec(field, &[n_rows, n_ks.max(1)], 0.0)?,
+        rank_distance: try_vec(field, &[n_rows], 0.0)?,
+        lang_ap: try_vec(field, &[n_rows, n_langs], 0.0)?,
+        lang_ap_at_k: try_vec(field, &[n_rows, n_langs], 0.0)?,
+        lang_recall: try_vec(field, &[n_rows, n_langs, n_ks.max(1)], 0.0)?,
     };
     let r = rows_per_task;
     (

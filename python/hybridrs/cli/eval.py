@@ -94,6 +94,17 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     """``hybridrs-eval``: evaluates an encoder or a score matrix; returns the exit status."""
     parser = _eval_parser()
     args = parser.parse_args(argv)
+    for name in ("batch_size", "max_length", "map_at"):
+        if getattr(args, name) < 1:
+            parser.error(f"argument --{name}: must be >= 1, got {getattr(args, name)}")
+    if any(k < 1 for k in args.recall_at):
+        parser.error(f"argument --recall_at: cutoffs must be >= 1, got {args.recall_at}")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     try:
         return _run_eval(args)
     except (ValueError, TypeError, ImportError, OSError) as e:
@@ -125,11 +136,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         ds = load_lareqa(path, languages=args.languages)
         t0 = time.perf_counter()
         if args.scores is not None:
-            try:
-                scores = np.load(args.scores, mmap_mode="r")
-            except (OSError, ValueError) as e:
-                raise ValueError(f"--scores: cannot read {args.scores}: {e}") from None
-            report = evaluate(ds, np.asarray(scores), **opts)
+            report = evaluate(ds, _load_scores(args.scores), **opts)
         elif isinstance(encoder, TfidfEncoder):
             report = evaluate(ds, encoder.scores(ds, args.with_context, progress), **opts)
         else:
@@ -144,6 +151,22 @@ def _run_eval(args: argparse.Namespace) -> int:
         report.plot(args.output_dir / f"{name}.png")
         print(f"wrote {args.output_dir / (name + '.json')} and {args.output_dir / (name + '.png')}")
     return 0
+
+
+def _load_scores(path: Path) -> np.ndarray:
+    """A score matrix from a ``.npy`` file, or a ValueError naming the file."""
+    if path.is_dir():
+        raise ValueError(f"--scores: {path} is a directory, not a .npy file")
+    try:
+        scores = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        why = e or "empty file"
+        raise ValueError(f"--scores: cannot read {path} as a .npy array: {why}") from None
+    if not isinstance(scores, np.ndarray):  # an .npz archive
+        raise ValueError(
+            f"--scores: {path} is an .npz archive; save the matrix with np.save (.npy)"
+        )
+    return np.asarray(scores)
 
 
 if __name__ == "__main__":  # pragma: no cover

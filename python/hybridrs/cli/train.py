@@ -38,8 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError as e:
         print(f"{_MODEL_EXTRA} ({e})", file=sys.stderr)
         return 2
+    from transformers.utils import logging as hf_logging
+
     from ..train.settings import load_config
 
+    # transformers' own "Loading weights" / "Writing model shards" bars: hybridrs says what it
+    # does itself, once
+    hf_logging.disable_progress_bar()
     try:
         cfg, args = load_config(argv, _parser())
         if getattr(args, "convert_default_model", False):
@@ -60,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         train(cfg)
         return 0
-    except (ValueError, TypeError, ImportError, FileNotFoundError) as e:
+    except (ValueError, TypeError, ImportError, OSError) as e:
         print(f"hybridrs-train: error: {e}", file=sys.stderr)
         return 2
 

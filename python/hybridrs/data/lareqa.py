@@ -28,6 +28,10 @@ __all__ = ["Candidate", "Question", "RetrievalSet", "load_lareqa"]
 
 #: A language code: ISO 639 letters, optionally a script/region suffix ("en", "zh-Hans").
 LANG_CODE_RE = re.compile(r"^[a-z]{2,3}([-_][A-Za-z0-9]{2,8})?$")
+#: A language file's name (stem): ISO 639 letters, optionally a BCP 47 script (``zh-Hans``)
+#: or region (``pt-BR``, ``es-419``); stricter than :data:`LANG_CODE_RE`, so that ``dev-en``
+#: is not read as a language.
+LANG_FILE_RE = re.compile(r"^[a-z]{2,3}([-_]([A-Z][a-z]{3}|[A-Z]{2}|[0-9]{3}))?$")
 
 
 @dataclass(frozen=True)
@@ -239,20 +243,23 @@ class RetrievalSet:
 
 # -- loading -------------------------------------------------------------------------------
 def _lang_of_file(path: Path) -> str:
-    stem = path.stem.lower()
-    if LANG_CODE_RE.match(stem):
-        return stem
-    token = re.split(r"[._]", stem)[-1]
-    if LANG_CODE_RE.match(token):
-        return token
-    raise ValueError(f"{path}: cannot tell the language from the file name (want <lang>.json)")
+    if LANG_FILE_RE.match(path.stem):
+        return path.stem
+    raise ValueError(
+        f"{path}: cannot tell the language from the file name (want <lang>.json, e.g. en.json, "
+        "zh-Hans.json or pt-BR.json)"
+    )
+
+
+def _kinds(kind: type | tuple[type, ...]) -> tuple[type, ...]:
+    return kind if isinstance(kind, tuple) else (kind,)
 
 
 def _field(obj: Any, key: str, where: str, kind: type | tuple[type, ...]) -> Any:
     if not isinstance(obj, dict) or key not in obj:
         raise ValueError(f"{where}: missing field {key!r}")
     value = obj[key]
-    if not isinstance(value, kind):
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _kinds(kind)):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise ValueError(f"{where}: field {key!r} must be {names}, got {type(value).__name__}")
     return value
@@ -283,6 +290,8 @@ def load_lareqa(path: str | Path, languages: Iterable[str] | None = None) -> Ret
         raise ValueError(f"path: {str(root)!r} is not a directory of <lang>.json files")
     files: dict[str, Path] = {}
     for f in sorted(root.glob("*.json")):
+        if not f.is_file():
+            raise ValueError(f"path: {f} is a directory, not a <lang>.json file")
         lang = _lang_of_file(f)
         if lang in files:
             raise ValueError(f"path: two files for language {lang!r}: {files[lang]} and {f}")
@@ -304,6 +313,7 @@ def load_lareqa(path: str | Path, languages: Iterable[str] | None = None) -> Ret
     skipped = 0
     for lang in langs:
         f = files[lang]
+        seen_ids: dict[str, str] = {}
         try:
             with open(f, encoding="utf-8") as fh:
                 doc = json.load(fh)
@@ -324,7 +334,7 @@ def load_lareqa(path: str | Path, languages: Iterable[str] | None = None) -> Ret
                     ok = (
                         isinstance(br, list)
                         and len(br) == 2
-                        and all(isinstance(x, int) for x in br)
+                        and all(isinstance(x, int) and not isinstance(x, bool) for x in br)
                     )
                     if not ok or not (0 <= br[0] <= br[1] <= len(context)):
                         raise ValueError(
@@ -345,6 +355,13 @@ def load_lareqa(path: str | Path, languages: Iterable[str] | None = None) -> Ret
                     if hit is None:
                         skipped += 1
                         continue
+                    if str(qid) in seen_ids:
+                        raise ValueError(
+                            f"{where_q}: id {str(qid)!r} appears twice in language {lang!r} "
+                            f"(also at {seen_ids[str(qid)]}); question ids must be unique per "
+                            "language"
+                        )
+                    seen_ids[str(qid)] = where_q
                     questions.append(Question(lang, str(qid), text, base + hit, ai))
     if skipped:
         warnings.warn(

@@ -129,8 +129,17 @@ class _Collector:
 
 
 def _jsonl(path: Path, col: _Collector) -> None:
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                col.bad(
+                    f"{path}: line {n}",
+                    f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                    "not UTF-8",
+                )
+                continue
             if not line.strip():
                 continue
             try:
@@ -179,10 +188,14 @@ def load_parallel_qa(
     """
     if passage not in ("sentence", "paragraph"):
         raise ValueError(f"passage: must be 'sentence' or 'paragraph', got {passage!r}")
+    if isinstance(languages, str):
+        languages = [languages]  # one code, not its letters
     langs = set(languages) if languages is not None else None
     col = _Collector(on_error, langs)
     if isinstance(source, (str, Path)) and Path(source).exists():
         path = Path(source)
+        if not path.is_dir() and not path.is_file():
+            raise ValueError(f"source: {str(path)!r} is neither a file nor a directory")
         if path.is_dir():
             for i, rec in enumerate(_lareqa_records(path, passage)):
                 col.add(rec, f"{path}: question {i}")

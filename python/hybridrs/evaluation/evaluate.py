@@ -22,10 +22,13 @@ from typing import Any
 import numpy as np
 
 from .. import _core
+from .._checks import as_int
 from ..data import RetrievalSet
 from .report import EvalReport
 
 __all__ = ["evaluate", "map_at_k_of_rankings"]
+
+U32 = (1 << 32) - 1
 
 
 # -- evaluate -----------------------------------------------------------------------------
@@ -122,11 +125,10 @@ def evaluate(
         >>> ds = hybridrs.load_lareqa("../shared/data/xquad-r")  # doctest: +SKIP
         >>> hybridrs.evaluate(ds, q_emb, c_emb).summary()["multi"]  # doctest: +SKIP
     """
-    recall_at = [int(k) for k in recall_at]
-    if any(k < 1 for k in recall_at):
-        raise ValueError(f"recall_at: cutoffs must be >= 1, got {recall_at}")
-    if int(map_at) < 1:
-        raise ValueError(f"map_at: cutoff must be >= 1, got {map_at}")
+    if isinstance(recall_at, (str, bytes)) or not hasattr(recall_at, "__iter__"):
+        raise TypeError(f"recall_at: expected a sequence of cutoffs, got {recall_at!r}")
+    recall_at = [as_int(k, "recall_at", 1, U32) for k in recall_at]
+    map_at = as_int(map_at, "map_at", 1, U32)
     common = (
         dataset.relevance_indptr,
         dataset.relevance_indices,

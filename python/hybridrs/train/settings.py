@@ -19,7 +19,14 @@ from typing import Any, Optional, Union
 from ..data import DEFAULT_DATA_DIR
 from ..sampling import resolve_alpha
 
-__all__ = ["TrainConfig", "build_parser", "coerce_setting", "load_config"]
+__all__ = [
+    "RESUMABLE_CHANGES",
+    "TrainConfig",
+    "build_parser",
+    "changed_settings",
+    "coerce_setting",
+    "load_config",
+]
 
 
 def _help(text: str, **extra: Any) -> Any:
@@ -143,6 +150,13 @@ class TrainConfig:
         default=None,
         metadata=_help("'last' (the newest in output_dir) or a checkpoint directory"),
     )
+    allow_changed_settings: bool = field(
+        default=False,
+        metadata=_help(
+            "resume even where the checkpoint was written with other training settings (both "
+            "are recorded in report.json); without it such a resume is refused"
+        ),
+    )
     no_progress: bool = field(default=False, metadata=_help("no progress bars"))
     # -- evaluation ------------------------------------------------------------------------------
     skip_eval_before: bool = field(
@@ -227,6 +241,47 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dictionary (what report.json records)."""
         return asdict(self)
+
+
+#: Settings that may differ between a checkpoint and the run resuming it: where and how the
+#: run reports and saves, not what it trains.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "output_dir",
+        "overwrite_output_dir",
+        "resume_from_checkpoint",
+        "allow_changed_settings",
+        "no_progress",
+        "dataloader_num_workers",
+        "logging_steps",
+        "save_steps",
+        "save_total_limit",
+        "skip_eval_before",
+        "eval_data",
+        "eval_steps",
+        "eval_max_length",
+        "eval_batch_size",
+        "eval_languages",
+        "eval_articles",
+        "eval_max_questions_per_language",
+        "hnsw_m",
+        "hnsw_ef_construction",
+        "hnsw_ef_search",
+        "exact_search_below",
+        "allow_eval_on_train",
+        "device",
+    }
+)
+
+
+def changed_settings(then: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The training settings (not :data:`RESUMABLE_CHANGES`) that differ between a
+    checkpoint's config ``then`` and the resuming run's ``now``: ``{name: (then, now)}``."""
+    return {
+        k: (then.get(k), v)
+        for k, v in now.items()
+        if k not in RESUMABLE_CHANGES and k in then and then[k] != v
+    }
 
 
 # -- typed values from files ---------------------------------------------------------------------

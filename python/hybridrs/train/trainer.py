@@ -19,15 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data import (
-    RetrievalSet,
-    eval_subset,
-    load_lareqa,
-    load_parallel_qa,
-    split_validation,
-)
-from ..evaluation import EvalReport, evaluate, hnsw_report
-from ..models import Encoder, cached_embeddings, resolve_model
+from ..data import RetrievalSet, load_parallel_qa, split_validation
+from ..models import Encoder, resolve_model
 from ..sampling import HybridBatchSampler, PairPool
 from .batches import Collator, PairDataset
 from .checkpoint import (
@@ -37,9 +30,17 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from .evaluation import RunEvaluator
 from .loss import info_nce
 from .model_card import model_card
-from .settings import TrainConfig
+from .outputs import (
+    LOCK_NAME,
+    OutputLock,
+    remove_own_entries,
+    truncate_metrics,
+    writing,
+)
+from .settings import TrainConfig, changed_settings
 
 __all__ = ["Callback", "Trainer", "train"]
 
@@ -75,13 +76,22 @@ class Trainer:
                 f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
             )
         else:
-            self.device = torch.device(cfg.device)
+            try:
+                self.device = torch.device(cfg.device)
+            except RuntimeError as e:
+                raise ValueError(f"device: {cfg.device!r} is not a torch device ({e})") from None
+            if self.device.type == "cuda" and not torch.cuda.is_available():
+                raise ValueError(
+                    f"device: {cfg.device!r} was asked for, but no CUDA GPU is available here; "
+                    "use --device cpu or auto"
+                )
         if self.world_size > 1 and not torch.distributed.is_initialized():
             backend = "nccl" if self.device.type == "cuda" else "gloo"
             torch.distributed.init_process_group(backend)
         self.on_cpu = self.device.type == "cpu"
         self.out = Path(cfg.output_dir)
         self.main = self.rank == 0
+        self._lock: OutputLock | None = None
         self._check_output_dir()
         self._seed(cfg.seed)
         self.model_dir = resolve_model(cfg.model)
@@ -117,15 +127,28 @@ class Trainer:
             world_size=self.world_size,
         )
         self._check_eval_on_train()
-        self._eval_cache: list[tuple[str, RetrievalSet, RetrievalSet]] | None = None
+        self.changed_on_resume: dict[str, tuple[Any, Any]] = {}
+        self.evaluator = RunEvaluator(
+            cfg,
+            self.encoder,
+            self.out,
+            self.on_cpu,
+            set(self.qa.languages),
+            self.validation,
+            self._base_fingerprint(),
+            self.log,
+        )
+        if self.main:
+            self.evaluator.eval_sets()  # every eval set read (and checked) before the disk
         self._prepare_output_dir()
 
     # -- set-up helpers --------------------------------------------------------------------------
     def _check_output_dir(self) -> None:
+        """Refuses a non-empty output directory unless resuming or overwriting (reads only)."""
         cfg = self.cfg
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"output_dir: {str(self.out)!r} is a file")
-        if self.out.exists() and any(self.out.iterdir()):
+        if self.out.exists() and any(p.name != LOCK_NAME for p in self.out.iterdir()):
             if cfg.resume_from_checkpoint is None and not cfg.overwrite_output_dir:
                 raise ValueError(
                     f"output_dir: {str(self.out)!r} is not empty; pass --overwrite_output_dir, "
@@ -134,13 +157,24 @@ class Trainer:
 
     def _prepare_output_dir(self) -> None:
         """Touches the disk only once every setting, the model and the data have been
-        checked."""
+        checked: creates the directory, takes its lock (a second run gets an error), and
+        under overwrite removes the files an earlier run wrote there, nothing else."""
         cfg = self.cfg
-        if self.out.exists() and any(self.out.iterdir()):
-            if cfg.overwrite_output_dir and cfg.resume_from_checkpoint is None and self.main:
-                shutil.rmtree(self.out)
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._lock = OutputLock(self.out)
+            self._lock.acquire()
+            if cfg.overwrite_output_dir and cfg.resume_from_checkpoint is None:
+                removed = remove_own_entries(self.out)
+                if removed:
+                    self.log(f"overwrite: removed {', '.join(removed)} from {self.out}")
         self._barrier()
-        self.out.mkdir(parents=True, exist_ok=True)
+
+    def release(self) -> None:
+        """Releases the output directory's lock (done at the end of :meth:`train`)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def _check_eval_on_train(self) -> None:
         train = Path(self.cfg.train_data).resolve()
@@ -150,6 +184,11 @@ class Trainer:
                     f"eval_data: {e!r} is also the training data; results here are zero-shot. "
                     "Pass --allow_eval_on_train to do it anyway"
                 )
+
+    def _base_fingerprint(self) -> str:
+        w = self.model_dir / "model.safetensors"
+        st = w.stat() if w.exists() else None
+        return f"{self.model_dir.resolve()}|{st.st_size if st else 0}|{st.st_mtime_ns if st else 0}"
 
     def _seed(self, seed: int) -> None:
         random.seed(seed)
@@ -166,92 +205,11 @@ class Trainer:
             print(msg, flush=True)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def _embed(self, ds: RetrievalSet, cached: bool) -> tuple[np.ndarray, np.ndarray]:
-        def compute() -> tuple[np.ndarray, np.ndarray]:
-            return self.encoder.embed(ds, progress=not self.cfg.no_progress)
-
-        if not cached:
-            return compute()
-        e = self.encoder
-        key = (
-            f"{self._base_fingerprint()}|{ds.fingerprint()}|{e.max_length}|"
-            f"{e.query_prefix}|{e.passage_prefix}|{e.pooling}|{e.normalize}"
-        )
-        return cached_embeddings(key, compute)
-
-    def _base_fingerprint(self) -> str:
-        w = self.model_dir / "model.safetensors"
-        st = w.stat() if w.exists() else None
-        return f"{self.model_dir.resolve()}|{st.st_size if st else 0}|{st.st_mtime_ns if st else 0}"
-
     def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
-        """Evaluates on every eval set (rank 0 only); writes heatmaps (and the hnswlib
-        indexes into ``index_dir``); returns the summaries."""
-        results: dict[str, Any] = {}
+        """Evaluates on every eval set (main process only); see :class:`RunEvaluator`."""
         if not self.main:
-            return results
-        seen = set(self.qa.languages)
-        c = self.cfg
-        for name, full, ds in self._eval_sets():
-            t0 = time.perf_counter()
-            q, cand = self._embed(ds, cached)
-            report = evaluate(ds, q, cand)
-            report.name = f"{name} ({tag})"
-            report.plot(self.out / f"heatmap_{name}_{tag}.png")
-            langs = list(ds.languages)
-            results[name] = {
-                "summary": report.summary(),
-                "seen_languages": report.per_language([x for x in langs if x in seen]),
-                "unseen_languages": report.per_language([x for x in langs if x not in seen]),
-                "unseen": [x for x in langs if x not in seen],
-                "n_questions": ds.n_questions,
-                "n_candidates": ds.n_candidates,
-                "subset": "full set"
-                if ds.n_questions == full.n_questions
-                else f"{ds.n_questions} of {full.n_questions} questions",
-                "retrieval": hnsw_report(
-                    q,
-                    cand,
-                    ds,
-                    m=c.hnsw_m,
-                    ef_construction=c.hnsw_ef_construction,
-                    ef_search=c.hnsw_ef_search,
-                    exact_search_below=c.exact_search_below,
-                    seed=c.seed,
-                    save_to=index_dir / f"hnsw-{name}.bin" if index_dir is not None else None,
-                ),
-                "seconds": round(time.perf_counter() - t0, 1),
-            }
-            self._print_eval(name, tag, report, results[name])
-        return results
-
-    def _eval_sets(self) -> list[tuple[str, RetrievalSet, RetrievalSet]]:
-        """(name, full set, evaluated subset) of every eval set, loaded once per run."""
-        if self._eval_cache is None:
-            c = self.cfg
-            sets = []
-            for path in c.eval_data:
-                full = load_lareqa(path)
-                sub = eval_subset(
-                    full,
-                    c.eval_languages,
-                    c.eval_articles,
-                    c.eval_max_questions_per_language,
-                    self.on_cpu,
-                )
-                sets.append((Path(path).name, full, sub))
-            if self.validation is not None:
-                sets.append(("validation", self.validation, self.validation))
-            self._eval_cache = sets
-        return self._eval_cache
-
-    def _print_eval(self, name: str, tag: str, report: EvalReport, r: dict[str, Any]) -> None:
-        s = r["summary"]
-        self.log(
-            f"[{tag}] {name} ({r['subset']}): mono {s['mono']:.4f}  cross {s['cross']:.4f}"
-            f"  multi {s['multi']:.4f}  rank distance {s['rank_distance']:.1f}  "
-            f"({r['seconds']} s)"
-        )
+            return {}
+        return self.evaluator.evaluate_all(tag, cached, index_dir)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(
@@ -260,27 +218,41 @@ class Trainer:
         """Writes checkpoint-{step} atomically (main process) and runs the callbacks."""
         if not self.main:
             return
-        path = save_checkpoint(
-            self.out,
-            step,
-            self.model,
-            optimizer,
-            scheduler,
-            {
-                "epoch": epoch,
-                "sampler": self.sampler.state_dict(steps_consumed=consumed),
-                "config": self.cfg.to_dict(),
-            },
-            self.cfg.save_total_limit,
-        )
+        with writing(self.out / f"checkpoint-{step}"):
+            path = save_checkpoint(
+                self.out,
+                step,
+                self.model,
+                optimizer,
+                scheduler,
+                {
+                    "epoch": epoch,
+                    "sampler": self.sampler.state_dict(steps_consumed=consumed),
+                    "config": self.cfg.to_dict(),
+                },
+                self.cfg.save_total_limit,
+            )
         for cb in self.callbacks:
             cb("checkpoint", step, path)
 
     def load_checkpoint(self, optimizer: Any, scheduler: Any) -> tuple[int, int, int]:
         """Restores model, optimiser, scheduler, RNG and sampler; (step, epoch, consumed)."""
         path = find_checkpoint(self.out, str(self.cfg.resume_from_checkpoint))
+        changed = changed_settings(
+            json.loads((path / "trainer_state.json").read_text()).get("config", {}),
+            self.cfg.to_dict(),
+        )
+        if changed and not self.cfg.allow_changed_settings:
+            raise ValueError(
+                f"resume_from_checkpoint: {path} was written with other settings: "
+                + "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+                + ". Resume with the same settings, or pass --allow_changed_settings"
+            )
+        self.changed_on_resume = changed
         state = load_checkpoint(path, self.model, optimizer, scheduler, self.device)
         self.sampler.load_state_dict(state["sampler"])
+        if self.main:
+            truncate_metrics(self.out / "metrics.jsonl", int(state["global_step"]))
         self.log(f"resumed from {path} at step {state['global_step']}")
         return (
             int(state["global_step"]),
@@ -313,7 +285,14 @@ class Trainer:
         return optimizer, scheduler
 
     def train(self) -> dict[str, Any]:
-        """Evaluates, trains, evaluates, writes the outputs; returns the report."""
+        """Evaluates, trains, evaluates, writes the outputs; returns the report. The output
+        directory's lock is released at the end, whatever happens."""
+        try:
+            return self._train()
+        finally:
+            self.release()
+
+    def _train(self) -> dict[str, Any]:
         torch = self.torch
         cfg = self.cfg
         before: dict[str, Any] = {}
@@ -462,6 +441,10 @@ class Trainer:
             "after": after,
             "train": train_info,
         }
+        if self.changed_on_resume:
+            report["changed_on_resume"] = {
+                k: {"before": a, "after": b} for k, (a, b) in self.changed_on_resume.items()
+            }
         if self.main:
             self._save_outputs(report, staging)
         self._barrier()
@@ -508,14 +491,22 @@ class Trainer:
         the hnswlib indexes), fsynced, then renamed to ``model/``; report.json replaced
         atomically."""
         final = self.out / "model"
-        self.encoder.save(staging)
-        (staging / "README.md").write_text(model_card(report, self.qa))
-        fsync_tree(staging)
+        try:
+            with writing(final):
+                self.encoder.save(staging)
+                (staging / "README.md").write_text(model_card(report, self.qa))
+                fsync_tree(staging)
+            tmp = self.out / ".tmp-report.json"
+            with writing(self.out / "report.json"):
+                tmp.write_text(json.dumps(report, indent=2, default=_jsonable))
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # the previous model/ stays intact
+            (self.out / ".tmp-report.json").unlink(missing_ok=True)
+            raise
+        # both written: swap them in (renames need no space)
         if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
-        tmp = self.out / ".tmp-report.json"
-        tmp.write_text(json.dumps(report, indent=2, default=_jsonable))
         os.replace(tmp, self.out / "report.json")
         self.log(f"wrote {final}, {self.out / 'report.json'} and the heatmaps in {self.out}")
 
