@@ -246,15 +246,7 @@ pub fn query_metrics<T: Score>(
             for i in 0..out.rows() {
                 let local = first + i;
                 let row = &scores[local * n_cols..(local + 1) * n_cols];
-                row_metrics(
-                    row,
-                    first_row + local,
-                    rel,
-                    layout,
-                    spec,
-                    sc,
-                    out.sink(i),
-                )?;
+                row_metrics(row, first_row + local, rel, layout, spec, sc, out.sink(i))?;
             }
             Ok(())
         },
