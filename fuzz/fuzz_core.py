@@ -69,6 +69,12 @@ def _strategies() -> dict[str, Any]:
     def corrupt_array(draw: Any, a: Any) -> Any:
         if not isinstance(a, np.ndarray):
             return a
+        try:
+            return _corrupt(draw, a)
+        except (ValueError, TypeError, OverflowError):  # a corruption numpy itself refuses
+            return a
+
+    def _corrupt(draw: Any, a: np.ndarray) -> Any:
         kind = draw(st.integers(0, 9))
         if kind == 0:
             return a.astype(draw(st.sampled_from([np.float16, np.int32, np.bool_, object])))
@@ -530,6 +536,14 @@ def _read_log(path: Path) -> tuple[Counter[tuple[str, str]], str | None, list[st
     return counts, open_case, details
 
 
+def _left(per_target: int, n_targets: int, done: int) -> int:
+    """Cases per target for a replacement worker: what is left of ``per_target * n_targets``
+    (half as many when the last worker did none, so a broken start cannot loop)."""
+    left = per_target * n_targets - done
+    per = -(-left // n_targets) if done else per_target // 2
+    return per if left > 0 and per > 1 else 0
+
+
 def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str, Any]:
     """Runs ``examples`` cases in all, spread over the targets and ``jobs`` worker processes;
     a worker that dies (abort) or stalls (hang) is counted and replaced."""
@@ -576,10 +590,9 @@ def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str,
                     details += det
                     total[(open_case or "?", "hang")] += 1
                     del running[key]
-                    done = sum(counts.values())
-                    left = (n - done) if done else (n - done) // 2
-                    if left > 1:
-                        pending.append((j, seed + 7919 * (attempt + 1), left))
+                    pend = _left(n, len(targets), sum(counts.values()))
+                    if pend:
+                        pending.append((j, seed + 7919 * (attempt + 1), pend))
                 continue
             counts, open_case, det = _read_log(log)
             total.update(counts)
@@ -589,10 +602,9 @@ def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str,
                 err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace")
                 total[(open_case or "?", "abort")] += 1
                 details.append(f"{open_case} abort (exit {proc.returncode}): {err[-500:]}")
-                done = sum(counts.values())
-                left = (n - done) if done else (n - done) // 2  # always ends
-                if left > 1:  # go on with what is left, other inputs
-                    pending.append((j, seed + 7919 * (attempt + 1), left))
+                pend = _left(n, len(targets), sum(counts.values()))
+                if pend:  # go on with what is left, other inputs
+                    pending.append((j, seed + 7919 * (attempt + 1), pend))
     by_target: dict[str, dict[str, int]] = {}
     for (t, o), c in sorted(total.items()):
         by_target.setdefault(t, {})[o] = c

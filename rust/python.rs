@@ -140,6 +140,56 @@ fn query_metrics<'py>(
     metrics_dict(py, m)
 }
 
+/// Per-question language-bias counts of a block of score rows; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, lang_offsets, top_k))]
+fn bias_counts<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    first_row: usize,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    lang_offsets: &Bound<'py, PyAny>,
+    top_k: Vec<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let args = EvalArgs::new(
+        relevance_indptr,
+        relevance_indices,
+        lang_offsets,
+        vec![],
+        1,
+        "R",
+    )?;
+    let (layout, rel) = (args.layout()?, args.relevance()?);
+    let s = scores_array(scores)?;
+    let b = match &s {
+        Scores::F32(a) => bias_block(py, a, first_row, &rel, &layout, &top_k)?,
+        Scores::F64(a) => bias_block(py, a, first_row, &rel, &layout, &top_k)?,
+    };
+    let d = PyDict::new(py);
+    d.set_item("max_rank", b.max_rank.into_pyarray(py))?;
+    d.set_item("lang_min_rank", b.lang_min_rank.into_pyarray(py))?;
+    d.set_item("top_counts", b.top_counts.into_pyarray(py))?;
+    Ok(d)
+}
+
+fn bias_block<T: eval::Score + numpy::Element>(
+    py: Python<'_>,
+    a: &PyReadonlyArray2<'_, T>,
+    first_row: usize,
+    rel: &eval::Relevance<'_>,
+    layout: &eval::Layout,
+    top_k: &[usize],
+) -> PyResult<eval::BiasCounts> {
+    let shape = a.shape();
+    check_cols(shape, layout.n_candidates())?;
+    let data = contiguous(a, "scores")?;
+    let n = shape[0];
+    detached(py, || {
+        eval::bias_counts(data, n, first_row, rel, layout, top_k)
+    })
+}
+
 /// The per-question metrics as a dict of numpy arrays (moved, not copied).
 fn metrics_dict(py: Python<'_>, m: eval::QueryMetrics) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
@@ -445,6 +495,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(query_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(aggregate, m)?)?;
+    m.add_function(wrap_pyfunction!(bias_counts, m)?)?;
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_class::<PyPairPool>()?;

@@ -10,6 +10,7 @@ __all__ = [
     "PairPool",
     "__version__",
     "aggregate",
+    "bias_counts",
     "fused_available",
     "query_metrics",
     "query_metrics_embeddings",
@@ -59,6 +60,19 @@ def query_metrics_embeddings(
 
 def fused_available() -> bool:
     """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
+
+def bias_counts(
+    scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    first_row: int,
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    lang_offsets: npt.NDArray[np.int64],
+    top_k: list[int],
+) -> dict[str, npt.NDArray[np.uint64]]:
+    """Language-bias counts of the score rows ``first_row..``: ``max_rank`` (n; worst pooled
+    rank of a relevant candidate), ``lang_min_rank`` (n x L; best pooled rank of a relevant
+    candidate of each language, 0 where none) and ``top_counts`` (n x L x len(top_k);
+    candidates of each language ranked <= k, ties at the cutoff inside)."""
 
 def aggregate(
     per_query: dict[str, npt.NDArray[np.float64]],

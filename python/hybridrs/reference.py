@@ -247,3 +247,32 @@ def reference_plan_epoch(
                 pairs.append((grp[mode], grp[mode]))
         out.append((mode, pairs))
     return out
+
+
+# -- language-bias counts ------------------------------------------------------------------
+def bias_counts(
+    dataset: RetrievalSet, scores: np.ndarray, top_k: Sequence[int] = (1, 10)
+) -> dict[str, np.ndarray]:
+    """The per-question bias counts the plain way (a full sort of every row): ``max_rank``,
+    ``lang_min_rank`` (n x L, 0 where none) and ``top_counts`` (n x L x len(top_k))."""
+    n_l = len(dataset.languages)
+    offs = np.asarray(dataset.lang_offsets)
+    lang_of = np.searchsorted(offs, np.arange(dataset.n_candidates), side="right") - 1
+    n = dataset.n_questions
+    max_rank = np.zeros(n, dtype=np.int64)
+    lang_min = np.zeros((n, n_l), dtype=np.int64)
+    top = np.zeros((n, n_l, len(top_k)), dtype=np.int64)
+    for i in range(n):
+        row = np.asarray(scores[i], dtype=np.float64)
+        srt = np.sort(row)  # rank of every candidate: 1 + how many score strictly higher
+        rank = 1 + (len(row) - np.searchsorted(srt, row, side="right"))
+        for c in dataset.relevant(i):
+            r = int(rank[c])
+            max_rank[i] = max(max_rank[i], r)
+            lg = lang_of[c]
+            lang_min[i, lg] = r if lang_min[i, lg] == 0 else min(lang_min[i, lg], r)
+        for ki, k in enumerate(top_k):
+            inside = rank <= k
+            for lg in range(n_l):
+                top[i, lg, ki] = int(np.sum(inside & (lang_of == lg)))
+    return {"max_rank": max_rank, "lang_min_rank": lang_min, "top_counts": top}

@@ -43,14 +43,27 @@ fn mean_into(sum: &mut [f64], n: &[u64]) {
 pub fn aggregate(m: &QueryMetricsView<'_>, query_lang: &[i64]) -> CoreResult<Aggregate> {
     let (nl, nk) = (m.n_langs, m.n_ks);
     let n = query_lang.len();
+    if n == 0 {
+        return Err(CoreError::value("query_lang", "no questions to aggregate"));
+    }
+    if nl == 0 || nl > MAX_LANGS {
+        return Err(CoreError::value(
+            "n_langs",
+            format!("must be in 1..={MAX_LANGS}, got {nl}"),
+        ));
+    }
     let checks: [(&'static str, usize, usize); 7] = [
         ("ap", m.ap.len(), n),
         ("ap_at_k", m.ap_at_k.len(), n),
-        ("recall", m.recall.len(), n * nk),
+        ("recall", m.recall.len(), n.saturating_mul(nk)),
         ("rank_distance", m.rank_distance.len(), n),
-        ("lang_ap", m.lang_ap.len(), n * nl),
-        ("lang_ap_at_k", m.lang_ap_at_k.len(), n * nl),
-        ("lang_recall", m.lang_recall.len(), n * nl * nk),
+        ("lang_ap", m.lang_ap.len(), n.saturating_mul(nl)),
+        ("lang_ap_at_k", m.lang_ap_at_k.len(), n.saturating_mul(nl)),
+        (
+            "lang_recall",
+            m.lang_recall.len(),
+            n.saturating_mul(nl).saturating_mul(nk),
+        ),
     ];
     for (field, got, want) in checks {
         if got != want {

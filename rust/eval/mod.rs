@@ -21,6 +21,7 @@
 //! `k` threshold passes), and rows run in parallel with rayon.
 
 mod aggregate;
+mod bias;
 mod counting;
 pub mod fused;
 mod kernel;
@@ -30,8 +31,11 @@ pub(crate) mod tests;
 mod types;
 
 pub use aggregate::{aggregate, Aggregate};
+pub use bias::{bias_counts, BiasCounts};
 pub use kernel::query_metrics;
-pub use types::{Layout, MapNorm, QueryMetrics, QueryMetricsView, Relevance, Score, Spec};
+pub use types::{
+    Layout, MapNorm, QueryMetrics, QueryMetricsView, Relevance, Score, Spec, MAX_LANGS,
+};
 
 pub(crate) use counting::*;
 pub(crate) use kernel::*;

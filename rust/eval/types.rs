@@ -201,6 +201,10 @@ impl Spec {
     }
 }
 
+/// The most languages a layout (and an aggregate) may have: far above any retrieval set's,
+/// and low enough that the `L x L` setting matrices always fit in memory.
+pub const MAX_LANGS: usize = 4096;
+
 /// Candidate columns grouped by language.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
@@ -218,6 +222,12 @@ impl Layout {
         }
         if offsets[0] != 0 {
             return Err(CoreError::value("lang_offsets", "must start at 0"));
+        }
+        if offsets.len() - 1 > MAX_LANGS {
+            return Err(CoreError::shape(
+                "lang_offsets",
+                format!("at most {MAX_LANGS} languages, got {}", offsets.len() - 1),
+            ));
         }
         let mut out = Vec::with_capacity(offsets.len());
         let mut prev = 0i64;
