@@ -135,8 +135,7 @@ class BiasReport:
             "pool_share": dict(zip(self.languages, self.pool_share.tolist())),
             "share_matrix": {
                 f"top{k}": [
-                    [None if np.isnan(x) else float(x) for x in row]
-                    for row in self.share_matrix(k)
+                    [None if np.isnan(x) else float(x) for x in row] for row in self.share_matrix(k)
                 ]
                 for k in self.top_k
             },

@@ -45,8 +45,12 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
     ``ap`` (pooled), ``ap_<l>`` (against the candidates of language ``l``; NaN where the
     question has no relevant candidate there), ``rel_langs`` and ``ranks`` (each relevant
     candidate's language and pooled rank, in relevance order), ``lang_ranks`` (its rank among
-    the candidates of its own language)."""
+    the candidates of its own language), and the bias figures of
+    :mod:`hybridrs.evaluation.bias`: ``max_rank`` (Max@R), ``own_first``, ``top1_own`` and
+    ``top10_own`` (own-language share of the top 1 / 10)."""
     import pyarrow as pa
+
+    from .bias import BiasReport
 
     if q.shape[0] != ds.n_questions or c.shape[0] != ds.n_candidates:
         raise ValueError(
@@ -72,11 +76,14 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
         1,
         "R",
     )
+    bias_parts: list[dict[str, np.ndarray]] = []
     for a in range(0, ds.n_questions, block_rows):
         b = min(a + block_rows, ds.n_questions)
         block = buf[: b - a]
         np.matmul(q[a:b], ct, out=block)
         per = _core.query_metrics(block, a, *common)
+        rel_args = (ds.relevance_indptr, ds.relevance_indices, ds.lang_offsets)
+        bias_parts.append(_core.bias_counts(block, a, *rel_args, [1, 10]))
         ap[a:b] = per["ap"]
         lang_ap[a:b] = np.asarray(per["lang_ap"]).reshape(b - a, n_l)
         rel = [np.asarray(ds.relevant(i), dtype=np.int64) for i in range(a, b)]
@@ -93,6 +100,12 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
     }
     for j, lang in enumerate(ds.languages):
         cols[f"ap_{lang}"] = lang_ap[:, j]
+    bias = {k: np.concatenate([p[k] for p in bias_parts]) for k in bias_parts[0]}
+    rep = BiasReport(ds, (1, 10), bias["max_rank"], bias["lang_min_rank"], bias["top_counts"])
+    cols["max_rank"] = rep.max_rank
+    cols["own_first"] = rep.own_first()
+    cols["top1_own"] = rep.own_share(1)
+    cols["top10_own"] = rep.own_share(10)
     cols["rel_langs"] = pa.array(rel_langs, type=pa.list_(pa.string()))
     cols["ranks"] = pa.array(ranks, type=pa.list_(pa.int64()))
     cols["lang_ranks"] = pa.array(lang_ranks, type=pa.list_(pa.int64()))

@@ -47,7 +47,11 @@ FIGURES = {
     "rank_distance": False,
     "recall@1": True,
     "recall@10": True,
+    "max@R": False,
+    "own_first": False,
+    "top10_own": False,
 }
+_COLUMN = {"max@R": "max_rank", "own_first": "own_first", "top10_own": "top10_own"}
 
 
 class Contributions:
@@ -94,6 +98,8 @@ def contributions(table: Any, figure: str) -> Contributions:
     else:
         if figure == "multi":
             v = table.column("ap").to_numpy()
+        elif figure in _COLUMN:
+            v = table.column(_COLUMN[figure]).to_numpy().astype(np.float64)
         else:
             ranks = table.column("ranks").to_pylist()
             if figure == "rank_distance":
@@ -251,14 +257,16 @@ def markdown(tables: dict[str, Any]) -> str:
         out += [
             f"### {direction} ({t['n_questions']} questions; seeds paired: {t['paired_seeds']})",
             "",
-            "| model | seeds | mono | cross | multi | rank distance | recall@1 | recall@10 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| model | seeds | mono | cross | multi | rank distance | recall@1 | recall@10 "
+            "| Max@R | own first | top-10 own |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in t["models"]:
             out.append(
                 f"| {r['model']} | {r['seeds']} | {r['mono']:.4f} | {r['cross']:.4f} | "
                 f"{r['multi']:.4f} | {r['rank_distance']:.1f} | {r['recall@1']:.4f} | "
-                f"{r['recall@10']:.4f} |"
+                f"{r['recall@10']:.4f} | {r['max@R']:.1f} | {r['own_first']:.3f} | "
+                f"{r['top10_own']:.3f} |"
             )
         out += [
             "",
@@ -266,7 +274,7 @@ def markdown(tables: dict[str, Any]) -> str:
             "|---|---|---:|---|---:|---|",
         ]
         for r in t["pairs"]:
-            fmt = ".1f" if r["figure"] == "rank_distance" else ".4f"
+            fmt = ".1f" if r["figure"] in ("rank_distance", "max@R") else ".4f"
             sig = " *" if r["p_holm"] < 0.05 else ""
             seeds = ", ".join(f"{x:+{fmt}}" for x in r.get("per_seed", []))
             out.append(

@@ -60,6 +60,10 @@ class ExperimentConfig:
     experiment_dir: str = field(
         default="experiment-out", metadata={"help": "where every cell and the tables go"}
     )
+    tables_only: bool = field(
+        default=False,
+        metadata={"help": "train nothing: write the tables from the cells finished so far"},
+    )
     keep_checkpoints: bool = field(
         default=False,
         metadata={"help": "keep a finished cell's checkpoints (default: removed; model kept)"},
@@ -235,15 +239,30 @@ def run_experiment(
         for seed in seeds:
             for strategy in strategies:
                 cell = ddir / f"{strategy}-seed{seed}"
-                if (cell / "results.parquet").exists():
+                if (cell / "results.parquet").exists() or exp.tables_only:
                     continue
                 cfg = dataclasses.replace(
                     base, strategy=strategy, alpha=None, seed=seed, train_data=str(tr)
                 )
                 _run_cell(cell, cfg, exp, ds, log, callbacks)
+        _refresh_results(ddir, ds, log)
         tables[dir_name] = compare_cells(ddir, strategies, seeds)
     _write_tables(root, tables)
     return tables
+
+
+def _refresh_results(ddir: Path, ds: RetrievalSet, log: Any) -> None:
+    """Recomputes a cell's per-question results from its saved embeddings (no re-encoding)
+    when they lack a column this version writes (an older version's cell)."""
+    import pyarrow.parquet as pq
+
+    for res in sorted(ddir.glob("*/results.parquet")):
+        emb = res.parent / "embeddings.npz"
+        if "own_first" in pq.read_schema(res).names or not emb.exists():
+            continue
+        log(f"{res.parent.name}: per-question results recomputed from its embeddings")
+        with np.load(emb) as z:
+            write_results(question_results(ds, z["q"], z["c"]), res)
 
 
 def _write_tables(root: Path, tables: dict[str, Any]) -> None:
