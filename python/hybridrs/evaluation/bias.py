@@ -187,34 +187,15 @@ def bias_report(
 ) -> BiasReport:
     """The bias dashboard of a score matrix ``(questions, candidates)``, or of embeddings
     (dot-product scores, a block of rows at a time, never the whole matrix)."""
-    from .evaluate import _check_rows, _float_matrix
+    from .evaluate import checked_embeddings, checked_scores, score_blocks
 
     top_k = [as_int(k, "top_k", 1, (1 << 32) - 1) for k in top_k]
     common = (dataset.relevance_indptr, dataset.relevance_indices, dataset.lang_offsets, top_k)
-    nq, nc = dataset.n_questions, dataset.n_candidates
     if candidate_embeddings is None:
-        s = _float_matrix(scores_or_queries, "scores")
-        _check_rows(s, nq, "scores", "questions")
-        parts = [_core.bias_counts(np.ascontiguousarray(s), 0, *common)]
+        parts = [_core.bias_counts(checked_scores(dataset, scores_or_queries), 0, *common)]
     else:
-        q = _float_matrix(scores_or_queries, "query_embeddings")
-        c = _float_matrix(candidate_embeddings, "candidate_embeddings")
-        _check_rows(q, nq, "query_embeddings", "questions")
-        _check_rows(c, nc, "candidate_embeddings", "candidates")
-        if q.shape[1] != c.shape[1]:
-            raise ValueError(
-                f"candidate_embeddings: dimension {c.shape[1]} differs from "
-                f"query_embeddings' {q.shape[1]}"
-            )
-        dtype = np.result_type(q.dtype, c.dtype)
-        q = np.ascontiguousarray(q, dtype=dtype)
-        ct = np.ascontiguousarray(c, dtype=dtype).T
-        rows = block_rows or max(1, (64 << 20) // (max(nc, 1) * q.dtype.itemsize))
-        buf = np.empty((min(rows, nq), nc), dtype=dtype)
-        parts = []
-        for a in range(0, nq, rows):
-            b = min(a + rows, nq)
-            np.matmul(q[a:b], ct, out=buf[: b - a])
-            parts.append(_core.bias_counts(buf[: b - a], a, *common))
+        q, c = checked_embeddings(dataset, scores_or_queries, candidate_embeddings)
+        rows = block_rows or max(1, (64 << 20) // (max(c.shape[0], 1) * q.dtype.itemsize))
+        parts = [_core.bias_counts(block, a, *common) for a, block in score_blocks(q, c, rows)]
     per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return BiasReport(dataset, top_k, per["max_rank"], per["lang_min_rank"], per["top_counts"])

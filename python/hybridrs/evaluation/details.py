@@ -51,14 +51,9 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
     import pyarrow as pa
 
     from .bias import BiasReport
+    from .evaluate import checked_embeddings, score_blocks
 
-    if q.shape[0] != ds.n_questions or c.shape[0] != ds.n_candidates:
-        raise ValueError(
-            f"embeddings: {q.shape[0]} x {c.shape[0]} rows for a set of {ds.n_questions} "
-            f"questions x {ds.n_candidates} candidates"
-        )
-    q = np.ascontiguousarray(q, dtype=np.float32)
-    ct = np.ascontiguousarray(c, dtype=np.float32).T
+    q, c = checked_embeddings(ds, q, c)
     offsets = np.asarray(ds.lang_offsets, dtype=np.int64)
     cand_lang = np.searchsorted(offsets, np.arange(ds.n_candidates), side="right") - 1
     n_l = len(ds.languages)
@@ -67,7 +62,6 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
     ranks: list[list[int]] = []
     lang_ranks: list[list[int]] = []
     rel_langs: list[list[str]] = []
-    buf = np.empty((block_rows, ds.n_candidates), dtype=np.float32)
     common: tuple[Any, ...] = (
         ds.relevance_indptr,
         ds.relevance_indices,
@@ -77,10 +71,8 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
         "R",
     )
     bias_parts: list[dict[str, np.ndarray]] = []
-    for a in range(0, ds.n_questions, block_rows):
-        b = min(a + block_rows, ds.n_questions)
-        block = buf[: b - a]
-        np.matmul(q[a:b], ct, out=block)
+    for a, block in score_blocks(q, c, block_rows):
+        b = a + block.shape[0]
         per = _core.query_metrics(block, a, *common)
         rel_args = (ds.relevance_indptr, ds.relevance_indices, ds.lang_offsets)
         bias_parts.append(_core.bias_counts(block, a, *rel_args, [1, 10]))

@@ -16,7 +16,7 @@ a setting is left out of that setting; every setting reports its number of quest
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,13 @@ from .._checks import as_int
 from ..data import RetrievalSet
 from .report import EvalReport
 
-__all__ = ["evaluate", "map_at_k_of_rankings"]
+__all__ = [
+    "checked_embeddings",
+    "checked_scores",
+    "evaluate",
+    "map_at_k_of_rankings",
+    "score_blocks",
+]
 
 U32 = (1 << 32) - 1
 
@@ -47,6 +53,50 @@ def _float_matrix(x: Any, field: str) -> np.ndarray:
 def _check_rows(x: np.ndarray, n: int, field: str, what: str) -> None:
     if x.shape[0] != n:
         raise ValueError(f"{field}: has {x.shape[0]} rows but the data set has {n} {what}")
+
+
+def checked_scores(dataset: RetrievalSet, scores: Any) -> np.ndarray:
+    """A score matrix checked against ``dataset`` (dtype, shape), C-contiguous."""
+    s = _float_matrix(scores, "scores")
+    _check_rows(s, dataset.n_questions, "scores", "questions")
+    if s.shape[1] != dataset.n_candidates:
+        raise ValueError(
+            f"scores: has {s.shape[1]} columns but the data set has "
+            f"{dataset.n_candidates} candidates"
+        )
+    return np.ascontiguousarray(s)
+
+
+def checked_embeddings(
+    dataset: RetrievalSet, queries: Any, candidates: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Question and candidate embeddings checked against ``dataset`` (dtype, rows, one
+    dimension), C-contiguous in their common dtype."""
+    q = _float_matrix(queries, "query_embeddings")
+    c = _float_matrix(candidates, "candidate_embeddings")
+    _check_rows(q, dataset.n_questions, "query_embeddings", "questions")
+    _check_rows(c, dataset.n_candidates, "candidate_embeddings", "candidates")
+    if q.shape[1] != c.shape[1]:
+        raise ValueError(
+            f"candidate_embeddings: dimension {c.shape[1]} differs from "
+            f"query_embeddings' {q.shape[1]}"
+        )
+    dtype = np.result_type(q.dtype, c.dtype)
+    return np.ascontiguousarray(q, dtype=dtype), np.ascontiguousarray(c, dtype=dtype)
+
+
+def score_blocks(
+    q: np.ndarray, c: np.ndarray, rows: int, starts: Iterable[int] | None = None
+) -> Iterator[tuple[int, np.ndarray]]:
+    """``(a, q[a:a + rows] @ c.T)`` for each block start ``a`` (default: every ``rows``), in
+    one reused buffer (valid until the next block): the score matrix is never held whole."""
+    nq = q.shape[0]
+    ct = c.T
+    buf = np.empty((min(rows, nq), c.shape[0]), dtype=np.result_type(q.dtype, c.dtype))
+    for a in starts if starts is not None else range(0, nq, rows):
+        b = min(a + rows, nq)
+        np.matmul(q[a:b], ct, out=buf[: b - a])
+        yield a, buf[: b - a]
 
 
 _BACKENDS = ("auto", "fused", "blocked")
@@ -139,27 +189,11 @@ def evaluate(
     )
     nq, nc = dataset.n_questions, dataset.n_candidates
     if candidate_embeddings is None:
-        scores = _float_matrix(scores_or_queries, "scores")
-        _check_rows(scores, nq, "scores", "questions")
-        if scores.shape[1] != nc:
-            raise ValueError(
-                f"scores: has {scores.shape[1]} columns but the data set has {nc} candidates"
-            )
-        per = _core.query_metrics(np.ascontiguousarray(scores), 0, *common)
+        per = _core.query_metrics(checked_scores(dataset, scores_or_queries), 0, *common)
     else:
-        q = _float_matrix(scores_or_queries, "query_embeddings")
-        c = _float_matrix(candidate_embeddings, "candidate_embeddings")
-        _check_rows(q, nq, "query_embeddings", "questions")
-        _check_rows(c, nc, "candidate_embeddings", "candidates")
-        if q.shape[1] != c.shape[1]:
-            raise ValueError(
-                f"candidate_embeddings: dimension {c.shape[1]} differs from "
-                f"query_embeddings' {q.shape[1]}"
-            )
-        dtype = np.result_type(q.dtype, c.dtype)
+        q, c = checked_embeddings(dataset, scores_or_queries, candidate_embeddings)
+        dtype = q.dtype
         use_fused = _choose_backend(backend, dtype)
-        q = np.ascontiguousarray(q, dtype=dtype)
-        c = np.ascontiguousarray(c, dtype=dtype)
         if use_fused:
             default_rows = nq if not progress else max(1, -(-nq // 20))
         else:
@@ -176,12 +210,7 @@ def evaluate(
                 b = min(a + rows, nq)
                 parts.append(_core.query_metrics_embeddings(q[a:b], c, a, *common))
         else:
-            ct = c.T
-            buf = np.empty((min(rows, nq), nc), dtype=dtype)
-            for a in starts:
-                b = min(a + rows, nq)
-                block = buf[: b - a]
-                np.matmul(q[a:b], ct, out=block)
+            for a, block in score_blocks(q, c, rows, starts):
                 parts.append(_core.query_metrics(block, a, *common))
         per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     agg = _core.aggregate(per, dataset.question_lang, len(dataset.languages), len(recall_at))
