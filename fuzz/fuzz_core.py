@@ -548,7 +548,7 @@ def drive(examples: int, seed: int, jobs: int, hang_seconds: float) -> dict[str,
     """Runs ``examples`` cases in all, spread over the targets and ``jobs`` worker processes;
     a worker that dies (abort) or stalls (hang) is counted and replaced."""
     targets = list(CHECKS)
-    per_worker = max(1, examples // (len(targets) * jobs))
+    per_worker = max(1, -(-examples // (len(targets) * jobs)))  # at least `examples` in all
     total: Counter[tuple[str, str]] = Counter()
     details: list[str] = []
     tmp = Path(tempfile.mkdtemp(prefix="hybridrs-fuzz-"))
