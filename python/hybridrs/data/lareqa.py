@@ -243,8 +243,13 @@ class RetrievalSet:
 
 # -- loading -------------------------------------------------------------------------------
 def _lang_of_file(path: Path) -> str:
+    """``en.json`` -> ``en``; a prefix separated by a dot or underscore is allowed
+    (``xquad.en.json``, ``dev_en.json``); ``dev-en.json`` is no language."""
     if LANG_FILE_RE.match(path.stem):
         return path.stem
+    token = re.split(r"[._]", path.stem)[-1]
+    if LANG_FILE_RE.match(token):
+        return token
     raise ValueError(
         f"{path}: cannot tell the language from the file name (want <lang>.json, e.g. en.json, "
         "zh-Hans.json or pt-BR.json)"
