@@ -25,18 +25,33 @@ __all__ = ["Encoder", "Tokenize", "load_transformer", "pool_hidden"]
 
 def load_transformer(path: str | Path, device: Any = "cpu") -> tuple[Any, Any]:
     """(tokenizer, model) of a local transformers directory, without hub access. A BERT model
-    is loaded without its pooler (retrieval pools the token states itself)."""
+    whose weights have no pooler is loaded without one (retrieval pools the token states
+    itself), so that loading reports nothing missing; one saved with a pooler keeps it."""
     from transformers import AutoModel, AutoTokenizer
 
     root = Path(path)
     tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
     extra = (
         {"add_pooling_layer": False}
-        if read_json(root / "config.json").get("model_type") == "bert"
+        if read_json(root / "config.json").get("model_type") == "bert" and not _has_pooler(root)
         else {}
     )
     model = AutoModel.from_pretrained(str(root), local_files_only=True, **extra).to(device)
     return tokenizer, model
+
+
+def _has_pooler(root: Path) -> bool:
+    """Whether the directory's safetensors weights hold a pooler."""
+    files = sorted(root.glob("*.safetensors"))
+    if not files:
+        return False
+    from safetensors import safe_open
+
+    for f in files:
+        with safe_open(str(f), framework="np") as st:
+            if any(k.endswith("pooler.dense.weight") for k in st.keys()):
+                return True
+    return False
 
 
 def pool_hidden(hidden: Any, attention_mask: Any, pooling: str = "mean") -> Any:
