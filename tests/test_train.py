@@ -344,6 +344,10 @@ def test_trained_model_pools_as_its_base(tiny_cls_model, small_train, tmp_path, 
     AutoModel.from_pretrained(str(out / "model"))
     captured = capfd.readouterr()
     assert "MISSING" not in captured.err + captured.out, captured.err[-2000:]
+    # and so is hybridrs's own loader (the saved pooler is kept, not reported unexpected)
+    Encoder.load(out / "model", device="cpu")
+    captured = capfd.readouterr()
+    assert "UNEXPECTED" not in captured.err + captured.out, captured.err[-2000:]
 
 
 def test_model_card_front_matter(tiny_model, small_train, tmp_path):
