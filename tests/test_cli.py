@@ -32,6 +32,12 @@ def test_eval_tfidf_and_scores(tmp_path, capsys):
     assert rep["summary"]["n_mono"] == 3 and rep["summary"]["n_cross"] == 6
     assert rep["summary"]["mono"] > rep["summary"]["cross"]
     assert (out / "xq.png").stat().st_size > 1000
+    # the language-bias dashboard beside rank distance
+    assert "own-language first" in text
+    bias = json.loads((out / "xq-bias.json").read_text())
+    assert {"max@R", "own_first", "top10_own_share"} <= set(bias["summary"])
+    assert len(bias["share_matrix"]["top10"]) == 3
+    assert (out / "xq-bias.png").stat().st_size > 1000
     # a score matrix file gives the same numbers as the encoder did
     from hybridrs import load_lareqa
     from hybridrs.models import TfidfEncoder

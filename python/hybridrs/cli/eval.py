@@ -12,6 +12,7 @@ import numpy as np
 
 from ..data import DEFAULT_DATA_DIR, load_lareqa
 from ..evaluation import evaluate
+from ..evaluation.bias import bias_report
 
 __all__ = ["eval_main"]
 
@@ -135,21 +136,36 @@ def _run_eval(args: argparse.Namespace) -> int:
     for path in args.data:
         ds = load_lareqa(path, languages=args.languages)
         t0 = time.perf_counter()
-        if args.scores is not None:
-            report = evaluate(ds, _load_scores(args.scores), **opts)
-        elif isinstance(encoder, TfidfEncoder):
-            report = evaluate(ds, encoder.scores(ds, args.with_context, progress), **opts)
+        if args.scores is not None or isinstance(encoder, TfidfEncoder):
+            scores = (
+                _load_scores(args.scores)
+                if args.scores is not None
+                else encoder.scores(ds, args.with_context, progress)  # type: ignore[union-attr]
+            )
+            report = evaluate(ds, scores, **opts)
+            bias = bias_report(ds, scores)
         else:
-            assert encoder is not None
+            if encoder is None:  # pragma: no cover - set above when no --scores
+                raise ValueError("--encoder: no encoder")
             q, c = encoder.embed(ds, args.with_context, progress)
             report = evaluate(ds, q, c, progress=progress, **opts)
+            bias = bias_report(ds, q, c)
         name = Path(path).name or "data"
         report.name = name
         print(report.table())
+        b = bias.summary()
+        print(
+            f"language bias: Max@R {b['max@R']:.1f}  own-language first {b['own_first']:.3f}  "
+            f"top-10 own-language share {b['top10_own_share']:.3f} "
+            f"(pool share {b['own_pool_share']:.3f})"
+        )
         print(f"({time.perf_counter() - t0:.1f} s)\n")
-        report.to_json(args.output_dir / f"{name}.json")
-        report.plot(args.output_dir / f"{name}.png")
-        print(f"wrote {args.output_dir / (name + '.json')} and {args.output_dir / (name + '.png')}")
+        out = args.output_dir
+        report.to_json(out / f"{name}.json")
+        report.plot(out / f"{name}.png")
+        bias.to_json(out / f"{name}-bias.json")
+        bias.heatmap(out / f"{name}-bias.png")
+        print(f"wrote {out / name}.json, .png and {out / name}-bias.json, -bias.png")
     return 0
 
 
