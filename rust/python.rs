@@ -181,10 +181,7 @@ fn bias_block<T: eval::Score + numpy::Element>(
     layout: &eval::Layout,
     top_k: &[usize],
 ) -> PyResult<eval::BiasCounts> {
-    let shape = a.shape();
-    check_cols(shape, layout.n_candidates())?;
-    let data = contiguous(a, "scores")?;
-    let n = shape[0];
+    let (data, n) = checked_block(a, layout)?;
     detached(py, || {
         eval::bias_counts(data, n, first_row, rel, layout, top_k)
     })
@@ -269,13 +266,20 @@ fn score_block<T: eval::Score + numpy::Element>(
     layout: &eval::Layout,
     spec: &eval::Spec,
 ) -> PyResult<eval::QueryMetrics> {
-    let shape = a.shape();
-    check_cols(shape, layout.n_candidates())?;
-    let data = contiguous(a, "scores")?;
-    let n = shape[0];
+    let (data, n) = checked_block(a, layout)?;
     detached(py, || {
         eval::query_metrics(data, n, first_row, rel, layout, spec)
     })
+}
+
+/// A score block's values (C order) and rows, its columns checked against the layout.
+fn checked_block<'a, T: numpy::Element>(
+    a: &'a PyReadonlyArray2<'_, T>,
+    layout: &eval::Layout,
+) -> PyResult<(&'a [T], usize)> {
+    let shape = a.shape();
+    check_cols(shape, layout.n_candidates())?;
+    Ok((contiguous(a, "scores")?, shape[0]))
 }
 
 fn check_cols(shape: &[usize], n_candidates: usize) -> PyResult<()> {

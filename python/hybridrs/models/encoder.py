@@ -85,10 +85,15 @@ class Tokenize:
         self, texts: Sequence[str], kind: str, max_length: int | None = None
     ) -> dict[str, Any]:
         """Padded, truncated PyTorch tensors (``input_ids``, ``attention_mask``, ...)."""
-        p = self.prefix(kind)
+        return self.with_prefix(texts, self.prefix(kind), max_length)
+
+    def with_prefix(
+        self, texts: Sequence[str], prefix: str, max_length: int | None = None
+    ) -> dict[str, Any]:
+        """As a call, with an explicit prefix."""
         return dict(
             self.tokenizer(
-                [p + t for t in texts],
+                [prefix + t for t in texts],
                 padding=True,
                 truncation=True,
                 max_length=max_length or self.max_length,
@@ -262,13 +267,8 @@ class Encoder:
             with torch.inference_mode():
                 for a in starts:
                     idx = order[a : a + self.batch_size]
-                    enc = self.tokenize.tokenizer(
-                        [prefix + texts[i] for i in idx],
-                        padding=True,
-                        truncation=True,
-                        max_length=max_length or self.max_length,
-                        return_tensors="pt",
-                    ).to(self.device)
+                    enc = self.tokenize.with_prefix([texts[i] for i in idx], prefix, max_length)
+                    enc = {k: v.to(self.device) for k, v in enc.items()}
                     e = self.forward(enc).cpu().numpy()
                     if out is None:
                         out = np.empty((len(texts), e.shape[1]), dtype=np.float32)

@@ -19,7 +19,6 @@ __all__ = [
     "OWN_PATTERNS",
     "DiskFullError",
     "OutputLock",
-    "foreign_entries",
     "own_entries",
     "remove_own_entries",
     "truncate_metrics",
@@ -52,12 +51,6 @@ def own_entries(out: Path) -> list[Path]:
     return sorted(
         p for p in out.iterdir() if any(fnmatch.fnmatchcase(p.name, pat) for pat in OWN_PATTERNS)
     )
-
-
-def foreign_entries(out: Path) -> list[Path]:
-    """Entries of ``out`` that hybridrs did not write (the lock file excepted)."""
-    own = set(own_entries(out))
-    return sorted(p for p in out.iterdir() if p not in own and p.name != LOCK_NAME)
 
 
 def remove_own_entries(out: Path) -> list[str]:

@@ -31,7 +31,6 @@ from .batches import Collator, PairDataset
 from .checkpoint import (
     find_checkpoint,
     fsync_tree,
-    list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
@@ -264,10 +263,6 @@ class Trainer:
             int(state["epoch"]),
             int(state["sampler"]["steps_consumed"]),
         )
-
-    def checkpoints(self) -> list[Path]:
-        """Complete checkpoints in the output directory, oldest first."""
-        return list_checkpoints(self.out)
 
     # -- the loop --------------------------------------------------------------------------------
     def _optimizer(self, total: int) -> tuple[Any, Any]:
