@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DATA   ?= ../shared/data
+# Where make compare keeps its cells (resumable). Point it outside the work tree to keep a long
+# grid across fresh checkouts: make compare EXPERIMENT_DIR=/work/hybridrs-experiment
+EXPERIMENT_DIR ?= experiment-out
 
 .PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare
 
@@ -60,7 +63,7 @@ test-python: setup
 compare: setup
 	$(VENV)/bin/hybridrs-compare --strategies mono,cross,hybrid --seeds 0,1,2 \
 		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
-		--experiment_dir experiment-out/mlqa-r-to-xquad-r --save_steps 20 --no_progress
+		--experiment_dir $(EXPERIMENT_DIR) --save_steps 20 --no_progress
 
 ## The fuzz harness at full size: 100,000 cases over every entry point of the Rust extension
 ## (CI runs 3,000 of them in pytest); prints the counts by target and outcome.
