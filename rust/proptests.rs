@@ -38,7 +38,7 @@ proptest! {
         let g: Vec<i64> = (0..groups as i64).flat_map(|i| [i, i, i]).collect();
         let l: Vec<i64> = (0..groups).flat_map(|_| [0i64, 1, 2]).collect();
         let pool = PairPool::from_arrays(&g, &l, 3).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let cfg = SamplerConfig { batch_size: batch, world_size: world, alpha, seed: 1,
+        let cfg = SamplerConfig { batch_size: batch, world_size: world, alpha, schedule: crate::sampler::AlphaSchedule::Constant, seed: 1,
                                   lang_weights: w, drop_last: true };
         match HybridSampler::new(pool, cfg) {
             Ok(s) => {

@@ -10,7 +10,7 @@ use crate::error::CoreError;
 use crate::eval;
 
 use crate::pool::PairPool;
-use crate::sampler::{HybridSampler, SamplerConfig};
+use crate::sampler::{AlphaSchedule, HybridSampler, SamplerConfig};
 
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
@@ -439,7 +439,8 @@ struct PySampler {
 #[pymethods]
 impl PySampler {
     #[new]
-    #[pyo3(signature = (pool, batch_size, world_size, alpha, seed, lang_weights, drop_last))]
+    #[pyo3(signature = (pool, batch_size, world_size, alpha, seed, lang_weights, drop_last, schedule="constant", alpha_end=None, total_steps=0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         pool: &PyPairPool,
         batch_size: usize,
@@ -448,11 +449,32 @@ impl PySampler {
         seed: u64,
         lang_weights: Vec<f64>,
         drop_last: bool,
+        schedule: &str,
+        alpha_end: Option<f64>,
+        total_steps: u64,
     ) -> PyResult<Self> {
+        let alpha_end = alpha_end.unwrap_or(alpha);
+        let schedule = match schedule {
+            "constant" => AlphaSchedule::Constant,
+            "linear" => AlphaSchedule::Linear {
+                alpha_end,
+                total_steps,
+            },
+            "triangle" => AlphaSchedule::Triangle {
+                alpha_end,
+                total_steps,
+            },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "alpha_schedule: must be 'constant', 'linear' or 'triangle', got {other:?}"
+                )))
+            }
+        };
         let cfg = SamplerConfig {
             batch_size,
             world_size,
             alpha,
+            schedule,
             seed,
             lang_weights,
             drop_last,
@@ -465,6 +487,11 @@ impl PySampler {
     #[getter]
     fn steps(&self) -> usize {
         self.inner.steps()
+    }
+
+    /// The probability of a monolingual step at global step `t`.
+    fn alpha_at(&self, t: u64) -> f64 {
+        self.inner.alpha_at(t)
     }
 
     #[getter]

@@ -63,6 +63,28 @@ impl Rng {
     }
 }
 
+/// How the probability of a monolingual step moves over training (a function of the global
+/// step `t = epoch * steps_per_epoch + step`, evaluated by the sampler when it plans an epoch).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AlphaSchedule {
+    /// `alpha` at every step.
+    Constant,
+    /// From `alpha` at step 0 linearly to `alpha_end` at step `total_steps - 1` (and after).
+    Linear {
+        /// The alpha of the last step.
+        alpha_end: f64,
+        /// Global steps of the whole training.
+        total_steps: u64,
+    },
+    /// From `alpha` to `alpha_end` at the middle step, then back to `alpha` at the last.
+    Triangle {
+        /// The alpha of the middle step.
+        alpha_end: f64,
+        /// Global steps of the whole training.
+        total_steps: u64,
+    },
+}
+
 /// Sampler settings. Language weights index language codes; a weight of 0 keeps a language out
 /// of monolingual draws.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,8 +93,10 @@ pub struct SamplerConfig {
     pub batch_size: usize,
     /// Number of ranks; the global batch is `batch_size * world_size`.
     pub world_size: usize,
-    /// Probability of a monolingual step.
+    /// Probability of a monolingual step (the first step's, under a schedule).
     pub alpha: f64,
+    /// How alpha moves over training.
+    pub schedule: AlphaSchedule,
     /// Base seed.
     pub seed: u64,
     /// Weight of each language code in monolingual draws.
@@ -147,6 +171,26 @@ impl HybridSampler {
                 format!("must lie in [0, 1], got {}", cfg.alpha),
             ));
         }
+        if let AlphaSchedule::Linear {
+            alpha_end,
+            total_steps,
+        }
+        | AlphaSchedule::Triangle {
+            alpha_end,
+            total_steps,
+        } = cfg.schedule
+        {
+            if !(0.0..=1.0).contains(&alpha_end) {
+                return Err(CoreError::value(
+                    "alpha_end",
+                    format!("must lie in [0, 1], got {alpha_end}"),
+                ));
+            }
+            if total_steps == 0 {
+                return Err(CoreError::value("total_steps", "must be >= 1"));
+            }
+        }
+        let (a_min, a_max) = alpha_range(&cfg);
         let nl = pool.n_langs();
         if cfg.lang_weights.len() != nl {
             return Err(CoreError::shape(
@@ -169,7 +213,7 @@ impl HybridSampler {
                 ),
             )
         })?;
-        if cfg.alpha > 0.0 && !cfg.lang_weights.iter().any(|&w| w > 0.0) {
+        if a_max > 0.0 && !cfg.lang_weights.iter().any(|&w| w > 0.0) {
             return Err(CoreError::value(
                 "language_weights",
                 "all weights are 0: give at least one language a positive weight, or use alpha = 0",
@@ -177,12 +221,12 @@ impl HybridSampler {
         }
         let stats = pool.stats();
         let multi_groups = stats.groups - stats.groups_by_size[0] - stats.groups_by_size[1];
-        let eligible = if cfg.alpha == 0.0 {
+        let eligible = if a_max == 0.0 {
             multi_groups
         } else {
             stats.groups
         } as usize;
-        if cfg.alpha < 1.0 && (multi_groups as usize) < gb {
+        if a_min < 1.0 && (multi_groups as usize) < gb {
             return Err(CoreError::value(
                 "batch_size",
                 format!(
@@ -193,7 +237,7 @@ impl HybridSampler {
         }
         let mut mono_langs = Vec::new();
         let mut skipped_langs = Vec::new();
-        if cfg.alpha > 0.0 {
+        if a_max > 0.0 {
             for l in 0..nl {
                 if cfg.lang_weights[l] <= 0.0 || stats.rows_per_lang[l] == 0 {
                     continue;
@@ -265,6 +309,11 @@ impl HybridSampler {
         })
     }
 
+    /// The probability of a monolingual step at global step `t` (see [`AlphaSchedule`]).
+    pub fn alpha_at(&self, t: u64) -> f64 {
+        alpha_at(&self.cfg, t)
+    }
+
     /// Global steps per epoch (the same every epoch).
     pub fn steps(&self) -> usize {
         self.steps
@@ -293,6 +342,8 @@ impl HybridSampler {
         let ng = pool.n_groups();
         let nl = pool.n_langs();
         let gb = self.gb;
+        let (a_min, a_max) = alpha_range(&self.cfg);
+        let first_step = epoch.saturating_mul(self.steps as u64);
         let mut rng = Rng::new(
             self.cfg
                 .seed
@@ -309,12 +360,12 @@ impl HybridSampler {
         let mut cross_q: Vec<u32> = Vec::new();
         for &g in &perm {
             let (_, langs) = pool.group(g as usize);
-            if self.cfg.alpha > 0.0 {
+            if a_max > 0.0 {
                 for &l in langs {
                     queues[l as usize].push(g);
                 }
             }
-            if langs.len() >= 2 && self.cfg.alpha < 1.0 {
+            if langs.len() >= 2 && a_min < 1.0 {
                 cross_q.push(g);
             }
         }
@@ -338,7 +389,8 @@ impl HybridSampler {
         };
         let mut batch: Vec<u32> = Vec::with_capacity(gb);
         for step in 0..steps {
-            let mono = self.cfg.alpha > 0.0 && rng.next_f64() < self.cfg.alpha;
+            let alpha = alpha_at(&self.cfg, first_step.saturating_add(step as u64));
+            let mono = alpha > 0.0 && rng.next_f64() < alpha;
             let (queue, cur, mode) = if mono {
                 let l = self.draw_lang(&mut rng);
                 (&queues[l], &mut cursor[l], l as i32)
@@ -390,12 +442,43 @@ impl HybridSampler {
             }
         }
         let eligible_used = (0..ng)
-            .filter(|&g| used[g] && (self.cfg.alpha > 0.0 || pool.group(g).0.len() >= 2))
+            .filter(|&g| used[g] && (a_max > 0.0 || pool.group(g).0.len() >= 2))
             .count();
         plan.stats.groups_used = used.iter().filter(|&&u| u).count() as u64;
         plan.stats.groups_unused = (self.eligible - eligible_used) as u64;
         plan
     }
+}
+
+/// The lowest and highest alpha the schedule reaches.
+fn alpha_range(cfg: &SamplerConfig) -> (f64, f64) {
+    match cfg.schedule {
+        AlphaSchedule::Constant => (cfg.alpha, cfg.alpha),
+        AlphaSchedule::Linear { alpha_end, .. } | AlphaSchedule::Triangle { alpha_end, .. } => {
+            (cfg.alpha.min(alpha_end), cfg.alpha.max(alpha_end))
+        }
+    }
+}
+
+/// Alpha at global step `t` (validated settings: alphas in [0, 1], total_steps >= 1).
+fn alpha_at(cfg: &SamplerConfig, t: u64) -> f64 {
+    let (end, total, triangle) = match cfg.schedule {
+        AlphaSchedule::Constant => return cfg.alpha,
+        AlphaSchedule::Linear {
+            alpha_end,
+            total_steps,
+        } => (alpha_end, total_steps, false),
+        AlphaSchedule::Triangle {
+            alpha_end,
+            total_steps,
+        } => (alpha_end, total_steps, true),
+    };
+    let last = total.saturating_sub(1).max(1) as f64;
+    let mut x = (t.min(total.saturating_sub(1)) as f64 / last).clamp(0.0, 1.0);
+    if triangle {
+        x = 1.0 - (2.0 * x - 1.0).abs();
+    }
+    (cfg.alpha + (end - cfg.alpha) * x).clamp(0.0, 1.0)
 }
 
 #[cfg(test)]
@@ -422,6 +505,7 @@ mod tests {
             batch_size: batch,
             world_size: 1,
             alpha,
+            schedule: AlphaSchedule::Constant,
             seed: 7,
             lang_weights: vec![1.0; 3],
             drop_last: true,
@@ -468,6 +552,59 @@ mod tests {
         assert!(HybridSampler::new(p.clone(), cfg(0.5, 11)).is_err());
         let mut c = cfg(0.5, 2);
         c.lang_weights = vec![1.0];
+        assert!(HybridSampler::new(p, c).is_err());
+    }
+
+    #[test]
+    fn schedules_move_alpha_with_the_global_step() {
+        let p = pool(400, 3, 0);
+        let mut c = cfg(0.0, 4);
+        c.schedule = AlphaSchedule::Linear {
+            alpha_end: 1.0,
+            total_steps: 200,
+        };
+        let s = HybridSampler::new(p.clone(), c.clone()).unwrap();
+        assert_eq!(s.steps(), 100);
+        assert_eq!(s.alpha_at(0), 0.0);
+        assert_eq!(s.alpha_at(199), 1.0);
+        assert_eq!(s.alpha_at(5000), 1.0);
+        assert!((s.alpha_at(99) - 99.0 / 199.0).abs() < 1e-12);
+        // epoch 0 mostly cross-lingual, epoch 1 mostly monolingual; first / last steps exact
+        let (e0, e1) = (s.plan(0), s.plan(1));
+        assert_eq!(e0.modes[0], -1);
+        assert!(e1.modes[99] >= 0);
+        let mono = |m: &[i32]| m.iter().filter(|&&x| x >= 0).count();
+        assert!(mono(&e0.modes) < 40 && mono(&e1.modes) > 60);
+        c.schedule = AlphaSchedule::Triangle {
+            alpha_end: 1.0,
+            total_steps: 201,
+        };
+        let t = HybridSampler::new(p.clone(), c.clone()).unwrap();
+        assert_eq!(
+            (t.alpha_at(0), t.alpha_at(100), t.alpha_at(200)),
+            (0.0, 1.0, 0.0)
+        );
+        assert!((t.alpha_at(50) - 0.5).abs() < 1e-12);
+        // a constant schedule is the plain sampler
+        let plain = HybridSampler::new(p.clone(), cfg(0.5, 4)).unwrap();
+        let mut c2 = cfg(0.5, 4);
+        c2.schedule = AlphaSchedule::Linear {
+            alpha_end: 0.5,
+            total_steps: 200,
+        };
+        assert_eq!(
+            plain.plan(3),
+            HybridSampler::new(p.clone(), c2).unwrap().plan(3)
+        );
+        c.schedule = AlphaSchedule::Linear {
+            alpha_end: 1.5,
+            total_steps: 10,
+        };
+        assert!(HybridSampler::new(p.clone(), c.clone()).is_err());
+        c.schedule = AlphaSchedule::Linear {
+            alpha_end: 1.0,
+            total_steps: 0,
+        };
         assert!(HybridSampler::new(p, c).is_err());
     }
 

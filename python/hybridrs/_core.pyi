@@ -125,7 +125,12 @@ class HybridSampler:
         seed: int,
         lang_weights: list[float],
         drop_last: bool,
+        schedule: str = "constant",
+        alpha_end: float | None = None,
+        total_steps: int = 0,
     ) -> HybridSampler: ...
+    def alpha_at(self, t: int) -> float:
+        """The probability of a monolingual step at global step ``t``."""
     @property
     def steps(self) -> int: ...
     @property

@@ -20,7 +20,17 @@ from . import _core
 from ._checks import as_int
 from .data import ParallelQA
 
-__all__ = ["STRATEGY_ALPHA", "HybridBatchSampler", "PairPool", "resolve_alpha"]
+__all__ = [
+    "ALPHA_SCHEDULES",
+    "STRATEGY_ALPHA",
+    "HybridBatchSampler",
+    "PairPool",
+    "resolve_alpha",
+    "temperature_weights",
+]
+
+#: How alpha may move over training (evaluated per global step by the Rust sampler).
+ALPHA_SCHEDULES = ("constant", "linear", "triangle")
 
 #: alpha (probability of a monolingual step) of each named strategy.
 STRATEGY_ALPHA = {"mono": 1.0, "cross": 0.0, "hybrid": 0.5}
@@ -78,6 +88,27 @@ def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
         raise TypeError(f"{field}: row {bad} is ''; expected a non-empty string")
     uniq, inv = np.unique(arr, return_inverse=True)
     return inv.astype(np.int64), uniq.tolist()
+
+
+def temperature_weights(rows_per_language: Mapping[str, int], temperature: float) -> dict[str, float]:
+    """Temperature sampling over languages (as in multilingual pre-training): language ``l``
+    is drawn with probability proportional to ``n_l ** (1 / temperature)``, ``n_l`` its rows.
+    ``temperature`` 1 samples in proportion to the data, larger values flatten towards
+    uniform (``inf`` is uniform), values below 1 favour the large languages.
+
+    Raises:
+        ValueError: a temperature that is not > 0, or no language with rows.
+    """
+    t = float(temperature)
+    if not t > 0:  # NaN fails too
+        raise ValueError(f"language_temperature: must be > 0, got {temperature}")
+    counts = {k: int(v) for k, v in rows_per_language.items() if int(v) > 0}
+    if not counts:
+        raise ValueError("rows_per_language: no language has rows")
+    total = sum(counts.values())
+    w = {k: (v / total) ** (1.0 / t) for k, v in counts.items()}
+    z = sum(w.values())
+    return {k: v / z for k, v in w.items()}
 
 
 class PairPool:
@@ -241,7 +272,13 @@ class HybridBatchSampler:
         rank, world_size: For DDP: rank ``r`` yields the ``r``-th shard of every global batch,
             so all ranks yield the same number of batches and share each step's mode.
         strategy: ``"mono"`` (alpha 1), ``"cross"`` (alpha 0) or ``"hybrid"`` (alpha 0.5).
-        language_weights: Weights of languages in monolingual draws (default uniform).
+        language_weights: Weights of languages in monolingual draws (default uniform); see
+            :func:`temperature_weights` for temperature sampling.
+        alpha_schedule: ``"constant"`` (alpha every step), ``"linear"`` (from ``alpha`` at the
+            first global step to ``alpha_end`` at the last of ``total_steps``) or
+            ``"triangle"`` (to ``alpha_end`` at the middle step and back to ``alpha``). The
+            global step is ``epoch * len(sampler) + step``; the Rust sampler evaluates it.
+        alpha_end, total_steps: The schedule's other end and the length of training.
 
     An epoch has ``len(sampler)`` steps; call :meth:`set_epoch` before each epoch. Each step
     takes groups not yet used in the epoch (a per-epoch shuffle) while any fit its mode, then
@@ -265,9 +302,26 @@ class HybridBatchSampler:
         world_size: int = 1,
         strategy: str | None = None,
         language_weights: Mapping[str, float] | None = None,
+        alpha_schedule: str = "constant",
+        alpha_end: float | None = None,
+        total_steps: int | None = None,
     ) -> None:
         if not isinstance(pool, PairPool):
             raise TypeError(f"pool: expected a PairPool, got {type(pool).__name__}")
+        if alpha_schedule not in ALPHA_SCHEDULES:
+            raise ValueError(
+                f"alpha_schedule: must be one of {list(ALPHA_SCHEDULES)}, got {alpha_schedule!r}"
+            )
+        if alpha_schedule != "constant":
+            if strategy in ("mono", "cross"):
+                raise ValueError(
+                    f"alpha_schedule: {alpha_schedule!r} moves alpha, which strategy="
+                    f"{strategy!r} fixes; use strategy='hybrid'"
+                )
+            if alpha_end is None:
+                raise ValueError(f"alpha_end: alpha_schedule={alpha_schedule!r} needs alpha_end")
+            resolve_alpha(None, alpha_end)
+            total_steps = as_int(total_steps, "total_steps", 1)
         alpha = resolve_alpha(strategy, alpha)
         batch_size = as_int(batch_size, "batch_size", 1)
         world_size = as_int(world_size, "world_size", 1)
@@ -289,8 +343,19 @@ class HybridBatchSampler:
         self.alpha = alpha
         self.seed = int(seed)
         self.drop_last = bool(drop_last)
+        self.alpha_schedule = alpha_schedule
+        self.alpha_end = alpha if alpha_end is None else float(alpha_end)
         self._core = _core.HybridSampler(
-            pool._inner, self.batch_size, self.world_size, alpha, self.seed, weights, self.drop_last
+            pool._inner,
+            self.batch_size,
+            self.world_size,
+            alpha,
+            self.seed,
+            weights,
+            self.drop_last,
+            alpha_schedule,
+            self.alpha_end,
+            int(total_steps or 0),
         )
         self.epoch = 0
         self._start = 0
@@ -308,6 +373,10 @@ class HybridBatchSampler:
             raise ValueError(f"epoch: must be >= 0, got {epoch}")
         self.epoch = int(epoch)
         self._start = 0
+
+    def alpha_at(self, global_step: int) -> float:
+        """The probability of a monolingual step at ``global_step`` (epoch * len + step)."""
+        return float(self._core.alpha_at(as_int(global_step, "global_step", 0)))
 
     @property
     def global_batch_size(self) -> int:

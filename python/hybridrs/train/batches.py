@@ -11,37 +11,53 @@ from ..models import Tokenize
 __all__ = ["Collator", "PairDataset"]
 
 
-class PairDataset:
-    """Maps a ``(question_row, passage_row)`` pair to its texts (DataLoader dataset)."""
+#: One pair's texts: question, passage, the data's hard negatives of the passage, the mined
+#: negatives of the question, and whether question and passage share a language.
+Item = tuple[str, str, list[str], list[str], bool]
 
-    def __init__(self, qa: ParallelQA) -> None:
+
+class PairDataset:
+    """Maps a ``(question_row, passage_row)`` pair to its texts (DataLoader dataset).
+
+    Args:
+        qa: The training pairs.
+        mined: Optional mined negatives per question row (passage rows of ``qa``).
+    """
+
+    def __init__(self, qa: ParallelQA, mined: list[list[int]] | None = None) -> None:
         self.qa = qa
+        self.mined = mined
 
     def __len__(self) -> int:
         return len(self.qa)
 
-    def __getitem__(self, pair: tuple[int, int]) -> tuple[str, str, list[str]]:
+    def __getitem__(self, pair: tuple[int, int]) -> Item:
         q, p = pair
-        return self.qa.questions[q], self.qa.passages[p], self.qa.negatives[p]
+        qa = self.qa
+        mined = [qa.passages[j] for j in self.mined[q]] if self.mined is not None else []
+        return qa.questions[q], qa.passages[p], qa.negatives[p], mined, qa.langs[q] == qa.langs[p]
 
 
 class Collator:
-    """Tokenises a batch: queries, passages and (``hard_negatives``) each row's first hard
-    negative, as ``{"q": ..., "p": ..., "n": ...}``."""
+    """Tokenises a batch: queries, passages and the extra candidates ``"n"`` (with
+    ``hard_negatives``, each row's first hard negative from the data; then every mined
+    negative), as ``{"q": ..., "p": ..., "n": ..., "mono": bool}``; ``mono``: every pair has
+    question and passage in one language (a monolingual step)."""
 
     def __init__(self, tokenize: Tokenize, max_length: int, hard_negatives: bool = False) -> None:
         self.tokenize = tokenize
         self.max_length = max_length
         self.hard_negatives = hard_negatives
 
-    def __call__(self, batch: list[tuple[str, str, list[str]]]) -> dict[str, Any]:
+    def __call__(self, batch: list[Item]) -> dict[str, Any]:
         tok, n = self.tokenize, self.max_length
-        out = {
+        out: dict[str, Any] = {
             "q": tok([b[0] for b in batch], "query", n),
             "p": tok([b[1] for b in batch], "passage", n),
         }
-        if self.hard_negatives:
-            negs = [b[2][0] for b in batch if b[2]]
-            if negs:
-                out["n"] = tok(negs, "passage", n)
+        negs = [b[2][0] for b in batch if b[2]] if self.hard_negatives else []
+        negs += [t for b in batch for t in b[3]]
+        if negs:
+            out["n"] = tok(negs, "passage", n)
+        out["mono"] = all(b[4] for b in batch)
         return out

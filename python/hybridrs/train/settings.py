@@ -4,7 +4,7 @@
 overrides, and file values are type-checked (a wrong type names the setting and the file).
 
 This module imports no torch: ``--help`` and the checks work without the model extra.
-Why over 400 lines: one documented field per setting (49 of them), which is the point.
+Why over 400 lines: one documented field per setting (58 of them), which is the point.
 """
 
 # No `from __future__ import annotations` here: HfArgumentParser reads the real field types.
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from ..data import DEFAULT_DATA_DIR
-from ..sampling import resolve_alpha
+from ..sampling import ALPHA_SCHEDULES, resolve_alpha
 
 __all__ = [
     "RESUMABLE_CHANGES",
@@ -102,6 +102,32 @@ class TrainConfig:
         default=False,
         metadata=_help("append each row's first hard negative (from the data) as a candidate"),
     )
+    mine_hard_negatives: int = field(
+        default=0,
+        metadata=_help(
+            "mine this many hard negatives per training question with hnswlib from the base "
+            "model, in the question's own language (the passages language bias pulls up), "
+            "appended as extra candidates (0: none)"
+        ),
+    )
+    alpha_schedule: str = field(
+        default="constant",
+        metadata=_help(
+            "how alpha moves over training: 'constant', 'linear' (alpha at the first step to "
+            "alpha_end at the last) or 'triangle' (to alpha_end at the middle step and back); "
+            "the Rust sampler evaluates it per step"
+        ),
+    )
+    alpha_end: Optional[float] = field(
+        default=None, metadata=_help("the other end of a linear / triangle alpha schedule")
+    )
+    language_temperature: float = field(
+        default=0.0,
+        metadata=_help(
+            "temperature sampling over languages in monolingual steps: language l drawn with "
+            "weight n_l^(1/T), n_l its rows (0: uniform)"
+        ),
+    )
     cross_device_negatives: bool = field(
         default=True,
         metadata=_help("under DDP, use the passages of every process as in-batch negatives"),
@@ -142,6 +168,43 @@ class TrainConfig:
     )
     bf16: str = field(
         default="auto", metadata=_help("bf16 autocast: 'auto' (on CUDA), 'true' or 'false'")
+    )
+    # -- keeping monolingual quality ---------------------------------------------------------
+    distill_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "weight of a distillation term: KL between the frozen base model's and the "
+            "student's in-batch similarity distributions on monolingual steps (0: off)"
+        ),
+    )
+    l2sp_weight: float = field(
+        default=0.0,
+        metadata=_help(
+            "weight of the L2-SP penalty, the squared distance of the trained weights to the "
+            "pre-trained ones (0: off)"
+        ),
+    )
+    wise_ft: str = field(
+        default="none",
+        metadata=_help(
+            "weight-space ensembling after training (WiSE-FT): 'none', a lambda in [0, 1] "
+            "(weights = (1 - lambda) base + lambda trained), or 'auto' (lambda chosen on the "
+            "validation split: the highest multilingual mAP whose monolingual mAP is not below "
+            "the base model's)"
+        ),
+    )
+    wise_ft_grid: str = field(
+        default="0,0.25,0.5,0.75,1",
+        metadata=_help("comma-separated lambdas tried by --wise_ft auto"),
+    )
+    lora_r: int = field(
+        default=0, metadata=_help("LoRA rank (peft) instead of full fine-tuning (0: full)")
+    )
+    lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling alpha"))
+    lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout"))
+    lora_target_modules: str = field(
+        default="query,key,value",
+        metadata=_help("comma-separated module names LoRA adapts (BERT: query,key,value,dense)"),
     )
     # -- run -------------------------------------------------------------------------------------
     logging_steps: int = field(default=5, metadata=_help("write metrics.jsonl every N steps"))
@@ -228,11 +291,67 @@ class TrainConfig:
             ("hnsw_m", self.hnsw_m >= 2, "must be >= 2"),
             ("seed", self.seed >= 0, "must be >= 0"),
             ("validation_split", 0.0 <= self.validation_split < 0.5, "must lie in [0, 0.5)"),
+            ("mine_hard_negatives", 0 <= self.mine_hard_negatives <= 64, "must lie in 0..64"),
+            (
+                "alpha_schedule",
+                self.alpha_schedule in ALPHA_SCHEDULES,
+                f"must be one of {list(ALPHA_SCHEDULES)}",
+            ),
+            (
+                "alpha_end",
+                self.alpha_end is None or 0.0 <= self.alpha_end <= 1.0,
+                "must lie in [0, 1]",
+            ),
+            ("language_temperature", self.language_temperature >= 0, "must be >= 0"),
+            ("distill_weight", self.distill_weight >= 0, "must be >= 0"),
+            ("l2sp_weight", self.l2sp_weight >= 0, "must be >= 0"),
+            ("lora_r", self.lora_r >= 0, "must be >= 0"),
+            ("lora_alpha", self.lora_alpha > 0, "must be > 0"),
+            ("lora_dropout", 0 <= self.lora_dropout < 1, "must lie in [0, 1)"),
         ]
         for name, ok, msg in checks:
             if not ok:
                 raise ValueError(f"{name}: {msg}, got {getattr(self, name)!r}")
         resolve_alpha(self.strategy, self.alpha)
+        if self.alpha_schedule != "constant":
+            if self.alpha_end is None:
+                raise ValueError(f"alpha_end: alpha_schedule {self.alpha_schedule!r} needs one")
+            if self.strategy != "hybrid":
+                raise ValueError(
+                    f"alpha_schedule: {self.alpha_schedule!r} moves alpha, which strategy "
+                    f"{self.strategy!r} fixes; use --strategy hybrid"
+                )
+        self.wise_ft_lambdas()
+        if self.wise_ft == "auto" and self.validation_split <= 0:
+            raise ValueError(
+                "wise_ft: 'auto' chooses lambda on held-out training articles; give "
+                "--validation_split (for example 0.2)"
+            )
+        if self.lora_r > 0 and not [m for m in self.lora_target_modules.split(",") if m.strip()]:
+            raise ValueError("lora_target_modules: name at least one module")
+
+    def wise_ft_lambdas(self) -> list[float]:
+        """The lambdas WiSE-FT tries: ``[]`` for 'none', one for a number, the grid for 'auto'.
+
+        Raises:
+            ValueError: a value that is none of these, or a lambda outside [0, 1].
+        """
+        v = self.wise_ft.strip().lower()
+        if v == "none":
+            return []
+        text = self.wise_ft_grid if v == "auto" else v
+        name = "wise_ft_grid" if v == "auto" else "wise_ft"
+        try:
+            lams = [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            raise ValueError(
+                f"{name}: 'none', 'auto' or numbers in [0, 1], got {text!r}"
+            ) from None
+        if not lams or any(not 0.0 <= x <= 1.0 for x in lams):
+            raise ValueError(f"{name}: lambdas must lie in [0, 1], got {text!r}")
+        if v != "auto" and len(lams) != 1:
+            raise ValueError(f"wise_ft: one lambda (or 'auto' with wise_ft_grid), got {text!r}")
+        return sorted(set(lams))
 
     @property
     def effective_alpha(self) -> float:

@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from ..data import RetrievalSet, load_parallel_qa, split_validation
-from ..models import Encoder, resolve_model
-from ..sampling import HybridBatchSampler, PairPool
+from ..models import Encoder, cached_embeddings, resolve_model
+from ..sampling import HybridBatchSampler, PairPool, temperature_weights
 from .batches import Collator, PairDataset
 from .checkpoint import (
     find_checkpoint,
@@ -35,8 +35,10 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .evaluation import RunEvaluator
+from .lora import add_lora, merge_lora
 from .loss import info_nce
 from .model_card import model_card
+from .negatives import mine_own_language_negatives
 from .outputs import (
     LOCK_NAME,
     OutputLock,
@@ -44,7 +46,9 @@ from .outputs import (
     truncate_metrics,
     writing,
 )
+from .regularizers import L2SP, Distiller
 from .settings import TrainConfig, changed_settings
+from .wise import wise_ft
 
 __all__ = ["Callback", "Trainer", "train"]
 
@@ -115,6 +119,25 @@ class Trainer:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         self.frozen_embeddings = freeze
         self.bf16 = cfg.bf16 == "true" or (cfg.bf16 == "auto" and self.device.type == "cuda")
+        # What keeps the model near its pre-trained self (all taken from the base weights,
+        # before any checkpoint is loaded): WiSE-FT's base state, the distillation teacher.
+        self.lambdas = cfg.wise_ft_lambdas()
+        self.base_state = (
+            {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            if self.lambdas
+            else None
+        )
+        self.distiller = (
+            Distiller(self.encoder, cfg.distill_weight, cfg.temperature)
+            if cfg.distill_weight > 0
+            else None
+        )
+        if cfg.lora_r > 0:
+            self.model = add_lora(
+                self.model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules
+            )
+            self.encoder.model = self.model
+        self.l2sp = L2SP(self.model, cfg.l2sp_weight) if cfg.l2sp_weight > 0 else None
         self.qa = load_parallel_qa(cfg.train_data, languages=cfg.train_languages)
         self.validation: RetrievalSet | None = None
         if cfg.validation_split > 0:
@@ -122,14 +145,8 @@ class Trainer:
                 self.qa, cfg.train_data, cfg.validation_split
             )
         self.pool = PairPool.from_parallel(self.qa)
-        self.sampler = HybridBatchSampler(
-            self.pool,
-            cfg.per_device_train_batch_size,
-            alpha=cfg.effective_alpha,
-            seed=cfg.seed,
-            rank=self.rank,
-            world_size=self.world_size,
-        )
+        self.sampler = self._sampler()
+        self.mined: list[list[int]] | None = None
         self._check_eval_on_train()
         self.changed_on_resume: dict[str, tuple[Any, Any]] = {}
         self.evaluator = RunEvaluator(
@@ -145,6 +162,85 @@ class Trainer:
         if self.main:
             self.evaluator.eval_sets()  # every eval set read (and checked) before the disk
         self._prepare_output_dir()
+
+    def _sampler(self) -> HybridBatchSampler:
+        """The hybrid sampler: per-language temperature weights, and the alpha schedule over
+        the run's sampler steps (known once the steps of an epoch are)."""
+        cfg = self.cfg
+        weights = None
+        if cfg.language_temperature > 0:
+            rows = self.pool.stats()["rows_per_language"]
+            weights = temperature_weights(rows, cfg.language_temperature)
+            self.log(
+                "language weights (temperature "
+                f"{cfg.language_temperature:g}): "
+                + ", ".join(f"{k} {v:.3f}" for k, v in weights.items())
+            )
+        common: dict[str, Any] = {
+            "alpha": cfg.effective_alpha,
+            "seed": cfg.seed,
+            "rank": self.rank,
+            "world_size": self.world_size,
+            "language_weights": weights,
+        }
+        sampler = HybridBatchSampler(self.pool, cfg.per_device_train_batch_size, **common)
+        if cfg.alpha_schedule == "constant":
+            return sampler
+        total = self._total_steps(len(sampler)) * cfg.gradient_accumulation_steps
+        return HybridBatchSampler(
+            self.pool,
+            cfg.per_device_train_batch_size,
+            alpha_schedule=cfg.alpha_schedule,
+            alpha_end=cfg.alpha_end,
+            total_steps=total,
+            **common,
+        )
+
+    def _total_steps(self, sampler_steps: int) -> int:
+        """Optimiser steps of the run, from the sampler's steps per epoch."""
+        cfg = self.cfg
+        steps_per_epoch = sampler_steps // cfg.gradient_accumulation_steps
+        if steps_per_epoch < 1:
+            raise ValueError("gradient_accumulation_steps: larger than the batches of an epoch")
+        if cfg.max_steps > 0:
+            return cfg.max_steps
+        return math.ceil(cfg.num_train_epochs * steps_per_epoch)
+
+    def _mine_negatives(self) -> list[list[int]]:
+        """Own-language hard negatives of every training question, mined once from the base
+        model (its embeddings of the training texts cached like the eval sets')."""
+        import hashlib
+
+        cfg, enc, qa = self.cfg, self.encoder, self.qa
+        uq = list(dict.fromkeys(qa.questions))
+        up = list(dict.fromkeys(qa.passages))
+        h = hashlib.sha256("\x00".join(uq + ["\x01"] + up).encode()).hexdigest()[:20]
+        key = (
+            f"mine|{self._base_fingerprint()}|{h}|{cfg.max_length}|{enc.query_prefix}|"
+            f"{enc.passage_prefix}|{enc.pooling}|{enc.normalize}"
+        )
+        self.log(f"mining {cfg.mine_hard_negatives} own-language hard negatives per question")
+        progress = not cfg.no_progress and self.main
+
+        def compute() -> tuple[np.ndarray, np.ndarray]:
+            return (
+                enc.encode(uq, enc.query_prefix, progress, "mining: questions", cfg.max_length),
+                enc.encode(up, enc.passage_prefix, progress, "mining: passages", cfg.max_length),
+            )
+
+        qe, pe = cached_embeddings(key, compute)
+        qi = {t: i for i, t in enumerate(uq)}
+        pi = {t: i for i, t in enumerate(up)}
+
+        def embed(texts: list[str], kind: str) -> np.ndarray:
+            if kind == "query":
+                return qe[[qi[t] for t in texts]]
+            return pe[[pi[t] for t in texts]]
+
+        mined = mine_own_language_negatives(qa, embed, cfg.mine_hard_negatives, seed=cfg.seed)
+        found = sum(len(m) for m in mined)
+        self.log(f"mined {found} negatives for {len(mined)} questions")
+        return mined
 
     # -- set-up helpers --------------------------------------------------------------------------
     def _check_output_dir(self) -> None:
@@ -300,7 +396,9 @@ class Trainer:
             before = self.evaluate_all("before", cached=True)
         from torch.utils.data import DataLoader
 
-        dataset: Any = PairDataset(self.qa)
+        if cfg.mine_hard_negatives > 0 and self.mined is None:
+            self.mined = self._mine_negatives()
+        dataset: Any = PairDataset(self.qa, self.mined)
         loader: Any = DataLoader(
             dataset,
             batch_sampler=self.sampler,
@@ -311,14 +409,7 @@ class Trainer:
             # global RNG, or a resumed run's dropout would drift
             generator=torch.Generator().manual_seed(cfg.seed),
         )
-        steps_per_epoch = len(self.sampler) // cfg.gradient_accumulation_steps
-        if steps_per_epoch < 1:
-            raise ValueError("gradient_accumulation_steps: larger than the batches of an epoch")
-        total = (
-            cfg.max_steps
-            if cfg.max_steps > 0
-            else math.ceil(cfg.num_train_epochs * steps_per_epoch)
-        )
+        total = self._total_steps(len(self.sampler))
         model = self.model
         if self.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(
@@ -415,6 +506,20 @@ class Trainer:
                 metrics.close()
         if cfg.save_steps and step % cfg.save_steps:
             self.save_checkpoint(step, epoch, consumed, optimizer, scheduler)
+        if cfg.lora_r > 0:  # adapters merged: a plain transformers model from here on
+            self.model = merge_lora(self.model)
+            self.encoder.model = self.model
+        wise: dict[str, Any] | None = None
+        if self.base_state is not None:
+            wise = wise_ft(
+                self.encoder,
+                self.base_state,
+                self.lambdas,
+                self.validation,
+                self.out if self.main else None,
+                progress=not cfg.no_progress and self.main,
+                log=self.log,
+            )
         train_info = {
             "steps": step,
             "epochs_started": epoch + 1,
@@ -429,6 +534,10 @@ class Trainer:
             "pooling": self.encoder.pooling,
             "sampler": self.sampler.epoch_stats,
         }
+        if wise is not None:
+            train_info["wise_ft"] = wise
+        if self.mined is not None:
+            train_info["mined_negatives"] = sum(len(m) for m in self.mined)
         staging = self.out / ".tmp-model"
         if self.main:
             if staging.exists():
@@ -453,6 +562,7 @@ class Trainer:
     def _loss(self, model: Any, batch: dict[str, Any]) -> Any:
         torch = self.torch
         dev = self.device
+        mono = bool(batch.pop("mono", False))
         batch = {k: {kk: vv.to(dev) for kk, vv in v.items()} for k, v in batch.items()}
         parts = [batch["q"], batch["p"]] + ([batch["n"]] if "n" in batch else [])
         forward = self.encoder.forward
@@ -484,7 +594,12 @@ class Trainer:
             if n is not None:
                 n = torch.cat(dist_f.all_gather(n), dim=0)
             offset = self.rank * q.shape[0]
-        return info_nce(q, p, self.cfg.temperature, n, offset)
+        loss = info_nce(q, p, self.cfg.temperature, n, offset)
+        if self.distiller is not None and mono:
+            loss = loss + self.distiller(embs[0], embs[1], batch["q"], batch["p"])
+        if self.l2sp is not None:
+            loss = loss + self.l2sp(model)
+        return loss
 
     def _save_outputs(self, report: dict[str, Any], staging: Path) -> None:
         """The final model like a checkpoint: written into ``staging`` (which already holds
