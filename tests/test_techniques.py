@@ -282,4 +282,3 @@ def test_lora_trains_only_the_adapted_modules(tiny_model, small_train, tmp_path)
     assert changed and all("attention.self.query.weight" in k for k in changed)
     with pytest.raises(ValueError, match="lora_target_modules"):
         train(cfg(tiny_model, small_train, tmp_path / "bad", lora_r=4, lora_target_modules="qkv"))
-

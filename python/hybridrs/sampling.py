@@ -90,7 +90,9 @@ def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
     return inv.astype(np.int64), uniq.tolist()
 
 
-def temperature_weights(rows_per_language: Mapping[str, int], temperature: float) -> dict[str, float]:
+def temperature_weights(
+    rows_per_language: Mapping[str, int], temperature: float
+) -> dict[str, float]:
     """Temperature sampling over languages (as in multilingual pre-training): language ``l``
     is drawn with probability proportional to ``n_l ** (1 / temperature)``, ``n_l`` its rows.
     ``temperature`` 1 samples in proportion to the data, larger values flatten towards

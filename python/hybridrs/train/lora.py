@@ -10,7 +10,7 @@ from typing import Any
 __all__ = ["add_lora", "merge_lora"]
 
 
-def add_lora(model: Any, r: int, alpha: float, dropout: float, targets: str) -> Any:
+def add_lora(model: Any, r: int, alpha: int, dropout: float, targets: str) -> Any:
     """``model`` wrapped with LoRA adapters of rank ``r`` on the modules named in
     ``targets`` (comma-separated, e.g. ``"query,key,value"``); only the adapters train.
 
@@ -30,8 +30,13 @@ def add_lora(model: Any, r: int, alpha: float, dropout: float, targets: str) -> 
             f"lora_target_modules: {missing} not in the model (it has e.g. "
             f"{sorted(present - {''})[:12]})"
         )
-    cfg = LoraConfig(r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout),
-                     target_modules=names, bias="none")
+    cfg = LoraConfig(
+        r=int(r),
+        lora_alpha=int(alpha),
+        lora_dropout=float(dropout),
+        target_modules=names,
+        bias="none",
+    )
     return get_peft_model(model, cfg)
 
 

@@ -60,8 +60,9 @@ def mine_own_language_negatives(
         c = embed(texts, "passage")
         q = embed([qa.questions[r] for r in rows.tolist()], "query")
         index: Any = hnswlib.Index(space="ip", dim=c.shape[1])
-        index.init_index(max_elements=len(texts), ef_construction=max(ef, 100), M=16,
-                         random_seed=seed)
+        index.init_index(
+            max_elements=len(texts), ef_construction=max(ef, 100), M=16, random_seed=seed
+        )
         index.add_items(c, np.arange(len(texts)))
         want = min(len(texts), k + 8)
         index.set_ef(max(ef, want))

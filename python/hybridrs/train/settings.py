@@ -200,7 +200,7 @@ class TrainConfig:
     lora_r: int = field(
         default=0, metadata=_help("LoRA rank (peft) instead of full fine-tuning (0: full)")
     )
-    lora_alpha: float = field(default=16.0, metadata=_help("LoRA scaling alpha"))
+    lora_alpha: int = field(default=16, metadata=_help("LoRA scaling alpha (scale = alpha / r)"))
     lora_dropout: float = field(default=0.0, metadata=_help("LoRA dropout"))
     lora_target_modules: str = field(
         default="query,key,value",
@@ -344,9 +344,7 @@ class TrainConfig:
         try:
             lams = [float(x) for x in text.split(",") if x.strip()]
         except ValueError:
-            raise ValueError(
-                f"{name}: 'none', 'auto' or numbers in [0, 1], got {text!r}"
-            ) from None
+            raise ValueError(f"{name}: 'none', 'auto' or numbers in [0, 1], got {text!r}") from None
         if not lams or any(not 0.0 <= x <= 1.0 for x in lams):
             raise ValueError(f"{name}: lambdas must lie in [0, 1], got {text!r}")
         if v != "auto" and len(lams) != 1:

@@ -214,7 +214,7 @@ class Trainer:
         cfg, enc, qa = self.cfg, self.encoder, self.qa
         uq = list(dict.fromkeys(qa.questions))
         up = list(dict.fromkeys(qa.passages))
-        h = hashlib.sha256("\x00".join(uq + ["\x01"] + up).encode()).hexdigest()[:20]
+        h = hashlib.sha256("\x00".join([*uq, "\x01", *up]).encode()).hexdigest()[:20]
         key = (
             f"mine|{self._base_fingerprint()}|{h}|{cfg.max_length}|{enc.query_prefix}|"
             f"{enc.passage_prefix}|{enc.pooling}|{enc.normalize}"
