@@ -100,3 +100,34 @@ def test_per_question_results_match_the_evaluator(small_eval):
     for f in ("mono", "cross", "multi", "rank_distance"):
         assert abs(contributions(t, f).figure() - s[f]) < 1e-9, f
     assert abs(contributions(t, "recall@10").figure() - s["multi_recall@10"]) < 1e-9
+
+
+def test_variants_are_cells_paired_with_the_strategies(
+    tiny_model, small_train, small_eval, tmp_path
+):
+    vfile = tmp_path / "variants.yaml"
+    vfile.write_text("hybrid-wise0:\n  strategy: hybrid\n  wise_ft: '0'\n")
+    out = tmp_path / "exp"
+    argv = _argv(tiny_model, small_train, small_eval, out, "--variants", str(vfile))
+    argv[argv.index("mono,hybrid")] = "hybrid"
+    assert main(argv) == 0
+    ddir = next(out.glob("*-to-*"))
+    t = next(iter(json.loads((out / "comparison.json").read_text()).values()))
+    assert [r["model"] for r in t["models"]] == [
+        "untrained", "untrained-centered", "hybrid", "hybrid-wise0"
+    ]  # fmt: skip
+    # WiSE-FT at lambda 0 is the untrained model: its figures are the untrained row's
+    rows = {r["model"]: r for r in t["models"]}
+    for f in ("mono", "cross", "multi", "rank_distance"):
+        assert rows["hybrid-wise0"][f] == pytest.approx(rows["untrained"][f], abs=1e-6), f
+    assert rows["hybrid"]["multi"] != rows["untrained"]["multi"]
+    report = json.loads((ddir / "hybrid-wise0-seed0" / "run" / "report.json").read_text())
+    assert report["config"]["wise_ft"] == "0" and report["config"]["seed"] == 0
+    # a redefined variant, a bad setting and a clash with a strategy are refused
+    vfile.write_text("hybrid-wise0:\n  strategy: hybrid\n  wise_ft: '1'\n")
+    assert main(argv) == 2
+    for text in ("hybrid:\n  wise_ft: '1'\n", "v:\n  seed: 3\n", "v:\n  l2sp_weight: -1\n",
+                 "v:\n  no_such: 1\n"):  # fmt: skip
+        vfile.write_text(text)
+        assert main(_argv(tiny_model, small_train, small_eval, tmp_path / "e2", "--variants",
+                          str(vfile))) == 2  # fmt: skip

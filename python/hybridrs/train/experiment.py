@@ -10,6 +10,7 @@ Layout of ``experiment_dir``::
         untrained-centered/            per-language mean-centred embeddings (no training)
         <strategy>-seed<k>/run/        the training run (checkpoints while it runs, model/)
         <strategy>-seed<k>/            embeddings.npz, results.parquet, summary.json
+        <variant>-seed<k>/             the same for a named variant (``--variants FILE``)
     comparison.md / comparison.json / comparison.png
 
 Resumable: a cell with ``results.parquet`` is done and skipped; an interrupted cell resumes
@@ -23,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Sequence
@@ -38,7 +40,7 @@ from ..evaluation.details import question_results, write_results
 from ..models import Encoder, cached_embeddings, resolve_model
 from ..sampling import STRATEGY_ALPHA
 from .checkpoint import list_checkpoints
-from .settings import TrainConfig, changed_settings
+from .settings import TrainConfig, changed_settings, coerce_setting
 from .trainer import Callback, Trainer
 
 __all__ = ["ExperimentConfig", "center_by_language", "run_experiment"]
@@ -64,6 +66,14 @@ class ExperimentConfig:
         default=False,
         metadata={"help": "train nothing: write the tables from the cells finished so far"},
     )
+    variants: str = field(
+        default="",
+        metadata={
+            "help": "a YAML or JSON file of named variants, {name: {setting: value}}, each "
+            "trained like a strategy (cells <name>-seed<k>, paired with the strategies): for "
+            "example hybrid with WiSE-FT or distillation"
+        },
+    )
     keep_checkpoints: bool = field(
         default=False,
         metadata={"help": "keep a finished cell's checkpoints (default: removed; model kept)"},
@@ -84,6 +94,68 @@ class ExperimentConfig:
         if not seeds or any(s < 0 for s in seeds):
             raise ValueError(f"seeds: at least one seed >= 0, got {self.seeds!r}")
         return strategies, seeds
+
+    def variant_settings(self) -> dict[str, dict[str, Any]]:
+        """The named variants of ``--variants`` (``{}`` without), each value typed as its
+        setting; names must not clash with a strategy or the baselines.
+
+        Raises:
+            ValueError: an unreadable file, a bad name, an unknown setting, a setting the
+                experiment decides itself (seed, data, output), or a wrong type.
+        """
+        if not self.variants:
+            return {}
+        path = Path(self.variants)
+        if not path.is_file():
+            raise ValueError(f"variants: {str(path)!r} is not a file")
+        try:
+            text = path.read_text(encoding="utf-8")
+            if path.suffix in (".yaml", ".yml"):
+                import yaml
+
+                loaded = yaml.safe_load(text)
+            else:
+                loaded = json.loads(text)
+        except Exception as e:  # YAML / JSON / decoding errors
+            raise ValueError(f"variants: cannot parse {path}: {e}") from None
+        if not isinstance(loaded, dict) or not loaded:
+            raise ValueError(f"variants: {path} must hold a mapping {{name: {{setting: value}}}}")
+        out: dict[str, dict[str, Any]] = {}
+        for name, settings in loaded.items():
+            name = str(name)
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", name) or name in (
+                *STRATEGY_ALPHA,
+                "untrained",
+                "untrained-centered",
+            ):
+                raise ValueError(
+                    f"variants: {name!r} is not a usable name (letters, digits, _ . + -; not a "
+                    "strategy or 'untrained')"
+                )
+            if not isinstance(settings, dict):
+                raise ValueError(f"variants: {name!r} must map settings to values")
+            fixed = sorted(set(settings) & _EXPERIMENT_OWNED)
+            if fixed:
+                raise ValueError(f"variants: {name!r} sets {fixed}, which the experiment decides")
+            out[name] = {
+                str(k): coerce_setting(str(k), v, f"variants {path}: {name}")
+                for k, v in settings.items()
+            }
+        return out
+
+
+#: Settings an experiment decides for every cell (a variant may not set them).
+_EXPERIMENT_OWNED = frozenset(
+    {
+        "seed",
+        "train_data",
+        "eval_data",
+        "output_dir",
+        "overwrite_output_dir",
+        "resume_from_checkpoint",
+        "skip_eval_before",
+    }
+)
 
 
 def center_by_language(
@@ -125,19 +197,28 @@ def _training_settings(cfg: TrainConfig) -> dict[str, Any]:
     return d
 
 
-def _check_experiment(root: Path, cfg: TrainConfig, exp: ExperimentConfig) -> None:
+def _check_experiment(
+    root: Path, cfg: TrainConfig, exp: ExperimentConfig, variants: dict[str, dict[str, Any]]
+) -> None:
     """Records the settings on the first run; refuses a rerun whose training settings
-    differ (the grid may grow: more strategies or seeds are new cells)."""
+    differ, or that redefines a variant (the grid may grow: more strategies, variants or
+    seeds are new cells)."""
     path = root / "experiment.json"
     now: dict[str, Any] = {
         "train": _training_settings(cfg),
         "both_directions": exp.both_directions,
+        "variants": variants,
     }
     if path.exists():
         then = json.loads(path.read_text())
         diff = changed_settings(then.get("train", {}), now["train"])
         if then.get("both_directions") != exp.both_directions:
             diff["both_directions"] = (then.get("both_directions"), exp.both_directions)
+        old = then.get("variants", {})
+        for name in sorted(set(old) & set(variants)):
+            if old[name] != variants[name]:
+                diff[f"variant {name}"] = (old[name], variants[name])
+        now["variants"] = {**old, **variants}
         if diff:
             raise ValueError(
                 f"experiment_dir: {root} was run with other settings: "
@@ -200,13 +281,22 @@ def run_experiment(
     from ..evaluation.stats import compare_cells
 
     strategies, seeds = exp.grid()
+    variants = exp.variant_settings()
+    kinds: list[tuple[str, dict[str, Any]]] = [
+        (s, {"strategy": s, "alpha": None}) for s in strategies
+    ] + list(variants.items())
     if len(base.eval_data) != 1:
         raise ValueError("eval_data: an experiment evaluates on exactly one set")
     root = Path(exp.experiment_dir)
     train_set, eval_set = Path(base.train_data), Path(base.eval_data[0])
     base = dataclasses.replace(base, eval_data=[], skip_eval_before=True)
     base.validate()
-    _check_experiment(root, base, exp)
+    for name, over in variants.items():  # every variant's settings checked before any work
+        try:
+            dataclasses.replace(base, **over).validate()
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"variants: {name!r}: {e}") from None
+    _check_experiment(root, base, exp, variants)
     directions = [(train_set, eval_set)]
     if exp.both_directions:
         directions.append((eval_set, train_set))
@@ -237,16 +327,14 @@ def run_experiment(
             _write_cell(untrained, ds, q, c, {})
             _write_cell(ddir / "untrained-centered", ds, *center_by_language(ds, q, c), {})
         for seed in seeds:
-            for strategy in strategies:
-                cell = ddir / f"{strategy}-seed{seed}"
+            for name, over in kinds:
+                cell = ddir / f"{name}-seed{seed}"
                 if (cell / "results.parquet").exists() or exp.tables_only:
                     continue
-                cfg = dataclasses.replace(
-                    base, strategy=strategy, alpha=None, seed=seed, train_data=str(tr)
-                )
+                cfg = dataclasses.replace(base, **{**over, "seed": seed, "train_data": str(tr)})
                 _run_cell(cell, cfg, exp, ds, log, callbacks)
         _refresh_results(ddir, ds, log)
-        tables[dir_name] = compare_cells(ddir, strategies, seeds)
+        tables[dir_name] = compare_cells(ddir, [k for k, _ in kinds], seeds)
     _write_tables(root, tables)
     return tables
 
