@@ -8,7 +8,8 @@ DATA   ?= ../shared/data
 # grid across fresh checkouts: make compare EXPERIMENT_DIR=/work/hybridrs-experiment
 EXPERIMENT_DIR ?= experiment-out
 
-.PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare
+.PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare \
+	compare-techniques
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -64,6 +65,15 @@ compare: setup
 	$(VENV)/bin/hybridrs-compare --strategies mono,cross,hybrid --seeds 0,1,2 \
 		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
 		--experiment_dir $(EXPERIMENT_DIR) --save_steps 20 --no_progress
+
+## Issue 12's techniques against plain hybrid training (experiments/techniques.yaml), 3 seeds,
+## MLQA-R (80% of its articles; the rest choose WiSE-FT's lambda) -> the full XQuAD-R.
+## Many hours on 2 CPU cores; resumable like compare.
+compare-techniques: setup
+	$(VENV)/bin/hybridrs-compare --strategies hybrid --seeds 0,1,2 \
+		--variants experiments/techniques.yaml --validation_split 0.2 \
+		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
+		--experiment_dir $(EXPERIMENT_DIR)-techniques --save_steps 20 --no_progress
 
 ## The fuzz harness at full size: 100,000 cases over every entry point of the Rust extension
 ## (CI runs 3,000 of them in pytest); prints the counts by target and outcome.
