@@ -13,6 +13,7 @@
 //! twice the groups), slices known non-empty before `len() - 1`. `proptests.rs` checks the
 //! size arithmetic over the whole `usize` range.
 
+pub mod codes;
 pub mod error;
 pub mod eval;
 pub mod pool;

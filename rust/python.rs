@@ -4,8 +4,9 @@
 use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyList, PyString};
 
+use crate::codes::{string_codes, IdOrder, Keys};
 use crate::error::CoreError;
 use crate::eval;
 
@@ -520,6 +521,135 @@ impl PySampler {
     }
 }
 
+// -- string ids ---------------------------------------------------------------------------------
+
+fn id_field(field: &str) -> &'static str {
+    match field {
+        "group_ids" => "group_ids",
+        "langs" => "langs",
+        _ => "ids",
+    }
+}
+
+fn id_order(order: &str) -> PyResult<IdOrder> {
+    match order {
+        "sorted" => Ok(IdOrder::Sorted),
+        "first_seen" => Ok(IdOrder::FirstSeen),
+        other => Err(PyValueError::new_err(format!(
+            "order: must be 'sorted' or 'first_seen', got {other:?}"
+        ))),
+    }
+}
+
+type CodesOut<'py> = (
+    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, numpy::PyArray1<u32>>,
+);
+
+fn codes_of<'py>(
+    py: Python<'py>,
+    keys: Keys<'_>,
+    order: IdOrder,
+    field: &'static str,
+) -> PyResult<CodesOut<'py>> {
+    let (codes, first) = detached(py, || {
+        let c = string_codes(&keys, order, field)?;
+        let codes: Vec<i64> = c.codes.iter().map(|&x| i64::from(x)).collect();
+        Ok((codes, c.first_rows))
+    })?;
+    Ok((codes.into_pyarray(py), first.into_pyarray(py)))
+}
+
+/// Dense codes of fixed-width string cells: a numpy `<U` (unit 4) or `S` (unit 1) array
+/// viewed as bytes. Returns (int64 codes, first row of each code).
+#[pyfunction]
+#[pyo3(signature = (field, data, width, unit, order))]
+fn string_codes_fixed<'py>(
+    py: Python<'py>,
+    field: &str,
+    data: PyReadonlyArray1<'py, u8>,
+    width: usize,
+    unit: usize,
+    order: &str,
+) -> PyResult<CodesOut<'py>> {
+    let f = id_field(field);
+    let keys = Keys::Fixed {
+        data: contiguous(&data, f)?,
+        width,
+        unit,
+    };
+    codes_of(py, keys, id_order(order)?, f)
+}
+
+/// Dense codes of strings given as UTF-8 data and `n + 1` int64 offsets (pyarrow's layout).
+#[pyfunction]
+#[pyo3(signature = (field, data, offsets, order))]
+fn string_codes_offsets<'py>(
+    py: Python<'py>,
+    field: &str,
+    data: PyReadonlyArray1<'py, u8>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    order: &str,
+) -> PyResult<CodesOut<'py>> {
+    let f = id_field(field);
+    let keys = Keys::Offsets {
+        data: contiguous(&data, f)?,
+        offsets: contiguous(&offsets, f)?,
+    };
+    codes_of(py, keys, id_order(order)?, f)
+}
+
+/// Dense codes of a Python list (or other sequence) of `str`: the strings' UTF-8 bytes are
+/// copied once into one buffer (no Python object is created per row), then hashed in
+/// parallel without the GIL.
+#[pyfunction]
+#[pyo3(signature = (field, items, order))]
+fn string_codes_list<'py>(
+    py: Python<'py>,
+    field: &str,
+    items: &Bound<'py, PyAny>,
+    order: &str,
+) -> PyResult<CodesOut<'py>> {
+    let f = id_field(field);
+    let order = id_order(order)?;
+    let mut data: Vec<u8> = Vec::new();
+    let mut offsets: Vec<i64> = Vec::with_capacity(items.len().unwrap_or(0) + 1);
+    offsets.push(0);
+    let mut push = |i: usize, item: &Bound<'py, PyAny>| -> PyResult<()> {
+        let s = item.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{f}: row {i} is a {}, expected a non-empty string (str)",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "?".into())
+            ))
+        })?;
+        // abi3 (Python 3.9's limited API) has no borrowed UTF-8 view: `to_cow` encodes into a
+        // temporary that is dropped at once
+        let text = s
+            .to_cow()
+            .map_err(|e| PyValueError::new_err(format!("{f}: row {i} is not valid text: {e}")))?;
+        data.extend_from_slice(text.as_bytes());
+        offsets.push(data.len() as i64);
+        Ok(())
+    };
+    if let Ok(list) = items.cast::<PyList>() {
+        for (i, item) in list.iter().enumerate() {
+            push(i, &item)?;
+        }
+    } else {
+        for (i, item) in items.try_iter()?.enumerate() {
+            push(i, &item?)?;
+        }
+    }
+    let keys = Keys::Offsets {
+        data: &data,
+        offsets: &offsets,
+    };
+    codes_of(py, keys, order, f)
+}
+
 /// The extension module `hybridrs._core`.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -529,6 +659,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bias_counts, m)?)?;
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
+    m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;
+    m.add_function(wrap_pyfunction!(string_codes_offsets, m)?)?;
+    m.add_function(wrap_pyfunction!(string_codes_list, m)?)?;
     m.add_class::<PyPairPool>()?;
     m.add_class::<PySampler>()?;
     Ok(())

@@ -1,5 +1,6 @@
 """Type stubs of the Rust extension ``hybridrs._core`` (hand-written; checked by stubtest)."""
 
+from collections.abc import Sequence
 from typing import Any, final
 
 import numpy as np
@@ -14,6 +15,9 @@ __all__ = [
     "fused_available",
     "query_metrics",
     "query_metrics_embeddings",
+    "string_codes_fixed",
+    "string_codes_list",
+    "string_codes_offsets",
 ]
 
 __version__: str
@@ -138,3 +142,19 @@ class HybridSampler:
     def plan(self, epoch: int) -> dict[str, Any]:
         """``global_batch``, ``modes`` (int32, -1 = cross), ``q_rows``, ``p_rows`` (uint32,
         steps x global batch) and ``stats``."""
+
+def string_codes_fixed(
+    field: str, data: npt.NDArray[np.uint8], width: int, unit: int, order: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+    """Dense codes of fixed-width string cells (numpy ``<U``: unit 4, ``S``: unit 1, viewed as
+    bytes) and the first row of each code; ``order`` is ``"sorted"`` or ``"first_seen"``."""
+
+def string_codes_offsets(
+    field: str, data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], order: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+    """Dense codes of UTF-8 strings given as data and ``n + 1`` offsets (pyarrow's layout)."""
+
+def string_codes_list(
+    field: str, items: Sequence[str], order: str
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+    """Dense codes of a sequence of ``str`` (copied once into one buffer, hashed in parallel)."""

@@ -63,10 +63,87 @@ def resolve_alpha(strategy: str | None = None, alpha: float | None = None) -> fl
     return STRATEGY_ALPHA[strategy] if strategy is not None else 0.5
 
 
-def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
-    """Dense int64 codes and the sorted distinct values (vectorised, no Python loop for
-    numeric and numpy string arrays). Strings must be non-empty ``str``: ``None``, NaN,
-    bytes and ``""`` are errors naming the first offending row."""
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.startswith("pyarrow") and hasattr(values, "buffers")
+
+
+def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of a pyarrow (large_)string array or chunked array, read from its buffers."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+        raise TypeError(f"{field}: expected a pyarrow string array, got {values.type}")
+    if values.null_count:
+        bad = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
+        raise TypeError(f"{field}: row {bad} is null; expected a non-empty string")
+    _, off_buf, data_buf = values.buffers()[:3]
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    n = len(values)
+    offsets = np.frombuffer(off_buf, dtype=width)[values.offset : values.offset + n + 1]
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    )
+    return _core.string_codes_offsets(field, data, offsets.astype(np.int64, copy=False), order)
+
+
+def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Dense codes (sorted order, as ``numpy.unique`` numbers them) and each code's first row,
+    hashed in Rust, for string inputs: Python lists / tuples of ``str``, numpy unicode, bytes
+    and object arrays, pyarrow string arrays. ``None`` for other inputs."""
+    if _is_arrow(values):
+        return _arrow_codes(values, field, "sorted")
+    if isinstance(values, (list, tuple)) and values and isinstance(values[0], str):
+        return _core.string_codes_list(field, values, "sorted")
+    if isinstance(values, np.ndarray) and values.ndim == 1 and values.size:
+        kind = values.dtype.kind
+        if kind in "US":
+            arr = np.ascontiguousarray(values)
+            unit = 4 if kind == "U" else 1
+            if arr.dtype.itemsize == 0:
+                raise TypeError(f"{field}: row 0 is ''; expected a non-empty string")
+            return _core.string_codes_fixed(
+                field, arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit, "sorted"
+            )
+        if kind == "O" and isinstance(values[0], str):
+            return _core.string_codes_list(field, values.tolist(), "sorted")
+    return None
+
+
+def _as_input(values: Any) -> Any:
+    """pyarrow arrays and lists of strings as they are (Rust reads them); the rest as numpy."""
+    if _is_arrow(values):
+        return values
+    if isinstance(values, (list, tuple)) and values and isinstance(values[0], str):
+        return values
+    return np.asarray(values)
+
+
+def _at(values: Any, i: int) -> Any:
+    """Row ``i`` of any accepted input, as a plain Python value (for messages)."""
+    v = values[i]
+    if hasattr(v, "as_py"):
+        v = v.as_py()
+    elif hasattr(v, "item"):
+        v = v.item()
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+
+
+def _codes(values: Any, field: str, names: bool = True) -> tuple[np.ndarray, list[Any]]:
+    """Dense int64 codes and (with ``names``) the sorted distinct values. Strings (lists,
+    numpy unicode / bytes / object arrays, pyarrow arrays) are hashed in Rust; integers pass
+    through. Strings must be non-empty: ``None``, NaN and ``""`` are errors naming the first
+    offending row."""
+    try:
+        got = _string_codes(values, field)
+    except ValueError as e:
+        if "empty string" in str(e):
+            raise TypeError(f"{e}; expected a non-empty string") from None
+        raise
+    if got is not None:
+        codes, first = got
+        return codes, [_at(values, int(r)) for r in first] if names else []
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{field}: expected a 1-d sequence, got shape {arr.shape}")
@@ -76,18 +153,12 @@ def _codes(values: Any, field: str) -> tuple[np.ndarray, list[Any]]:
         return arr.astype(np.int64, copy=False), []
     if arr.dtype.kind not in "UO":
         raise TypeError(f"{field}: expected strings or integers, got dtype {arr.dtype}")
-    if arr.dtype.kind == "O":
-        bad = next((i for i, v in enumerate(arr) if not isinstance(v, str) or not v), None)
-        if bad is not None:
-            raise TypeError(
-                f"{field}: row {bad} is {arr[bad]!r}; expected a non-empty string (str)"
-            )
-        arr = arr.astype(str)
-    elif (np.char.str_len(arr) == 0).any():
-        bad = int(np.flatnonzero(np.char.str_len(arr) == 0)[0])
-        raise TypeError(f"{field}: row {bad} is ''; expected a non-empty string")
-    uniq, inv = np.unique(arr, return_inverse=True)
-    return inv.astype(np.int64), uniq.tolist()
+    got = _string_codes(arr if arr.dtype.kind == "U" else arr.tolist(), field)
+    if got is None:  # an object array that does not start with a string
+        bad = next((i for i, v in enumerate(arr) if not isinstance(v, str) or not v), 0)
+        raise TypeError(f"{field}: row {bad} is {arr[bad]!r}; expected a non-empty string (str)")
+    codes, first = got
+    return codes, [_at(arr, int(r)) for r in first] if names else []
 
 
 def temperature_weights(
@@ -134,12 +205,11 @@ class PairPool:
             ValueError: different lengths, an empty pool, or one group twice in one language
                 (naming the rows).
         """
-        g = np.asarray(group_ids)
-        lg = np.asarray(langs)
-        if g.shape != lg.shape:
-            raise ValueError(f"langs: has {lg.size} entries but group_ids has {g.size}")
-        gcodes, _ = _codes(g, "group_ids")
-        if lg.dtype.kind in "iu":
+        g, lg = _as_input(group_ids), _as_input(langs)
+        if len(g) != len(lg):
+            raise ValueError(f"langs: has {len(lg)} entries but group_ids has {len(g)}")
+        gcodes, _ = _codes(g, "group_ids", names=False)
+        if isinstance(lg, np.ndarray) and lg.dtype.kind in "iu":
             lg = lg.astype(np.int64, copy=False)
             if lg.size and lg.min() >= 0 and lg.max() < 1 << 16:
                 present = np.flatnonzero(np.bincount(lg))  # small codes: no sort needed
@@ -164,10 +234,10 @@ class PairPool:
                 raise
             a, b = int(rows.group(1)), int(rows.group(2))
             raise ValueError(
-                f"group_ids: rows {a} and {b} are both group {g[b].item()!r} in language "
-                f"{lg[b].item()!r}; a group has at most one row per language"
+                f"group_ids: rows {a} and {b} are both group {_at(g, b)!r} in language "
+                f"{_at(lg, b)!r}; a group has at most one row per language"
             ) from None
-        return cls(inner, names, int(g.size))
+        return cls(inner, names, len(g))
 
     @classmethod
     def from_parallel(

@@ -1,0 +1,92 @@
+"""String ids hashed to dense codes in Rust (issue 13): every accepted input (Python lists,
+numpy unicode / bytes / object arrays, pyarrow string, large_string, sliced and chunked arrays)
+builds the same pool as the integer codes ``numpy.unique`` gives, and bad rows are named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hybridrs import PairPool, _core
+
+
+def _reference(ids, langs) -> PairPool:
+    _, g = np.unique(np.asarray(ids, dtype=str), return_inverse=True)
+    return PairPool.from_arrays(g.astype(np.int64), np.unique(langs, return_inverse=True)[1])
+
+
+def _same(a: PairPool, b: PairPool) -> None:
+    assert a.n_groups == b.n_groups and a.n_rows == b.n_rows
+    for k in range(a.n_groups):
+        ga, gb = a.group(k), b.group(k)
+        assert list(ga.values()) == list(gb.values())
+
+
+def _inputs(ids: list[str], langs: list[str]):
+    pa = pytest.importorskip("pyarrow")
+    yield ids, langs
+    yield np.array(ids), np.array(langs)
+    yield np.array(ids, dtype=object), np.array(langs, dtype=object)
+    yield np.array([s.encode() for s in ids]), np.array([s.encode() for s in langs])
+    yield pa.array(ids), pa.array(langs)
+    yield pa.array(ids, type=pa.large_string()), pa.array(langs, type=pa.large_string())
+    yield pa.chunked_array([ids[:3], ids[3:]]), pa.array(langs)
+    yield pa.array(["pad", *ids])[1:], pa.array(["xx", *langs])[1:]  # a sliced array
+
+
+def test_every_input_kind_builds_the_integer_pool():
+    rng = np.random.default_rng(0)
+    ids, langs = [], []
+    for g in rng.permutation(300):
+        for lang in ("de", "en", "zh", "ä"):
+            if rng.random() < 0.8:
+                ids.append(f"q{g}é" if g % 7 else f"日本{g}")
+                langs.append(lang)
+    want = _reference(ids, langs)
+    for g, lg in _inputs(ids, langs):
+        pool = PairPool.from_arrays(g, lg)
+        assert pool.languages == ("de", "en", "zh", "ä")
+        _same(pool, want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=6), st.sampled_from("ab")), min_size=1,
+                max_size=60, unique=True))  # fmt: skip
+def test_codes_equal_numpy_unique(rows):
+    ids = [r[0] for r in rows if "\x00" not in r[0]]
+    if not ids:
+        return
+    for order in ("sorted", "first_seen"):
+        codes, first = _core.string_codes_list("group_ids", ids, order)
+        uniq = [ids[r] for r in first]
+        assert [uniq[c] for c in codes] == ids
+        assert len(set(uniq)) == len(uniq)
+        if order == "sorted":
+            assert uniq == sorted(set(ids))
+        else:
+            assert list(first) == sorted(first)
+        arr = np.array(ids)
+        c2, f2 = _core.string_codes_fixed(
+            "group_ids", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, 4, order
+        )
+        assert c2.tolist() == codes.tolist() and f2.tolist() == first.tolist()
+
+
+def test_bad_rows_are_named():
+    pa = pytest.importorskip("pyarrow")
+    with pytest.raises(TypeError, match="row 1"):
+        PairPool.from_arrays(["a", "", "b"], ["en", "en", "en"])
+    with pytest.raises(TypeError, match="row 2 is a int"):
+        PairPool.from_arrays(["a", "b", 3], ["en", "en", "en"])
+    with pytest.raises(TypeError, match="row 1 is null"):
+        PairPool.from_arrays(pa.array(["a", None]), ["en", "en"])
+    with pytest.raises(TypeError, match="row 1"):
+        PairPool.from_arrays(np.array(["a", None], dtype=object), ["en", "en"])
+    with pytest.raises(ValueError, match="both group 'a' in language 'en'"):
+        PairPool.from_arrays(pa.array(["b", "a", "a"]), ["en", "en", "en"])
+    with pytest.raises(TypeError, match="pyarrow string"):
+        PairPool.from_arrays(pa.array([1, 2]), ["en", "en"])
+    with pytest.raises(ValueError, match="order"):
+        _core.string_codes_list("ids", ["a"], "random")
