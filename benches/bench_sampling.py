@@ -3,7 +3,11 @@ groups x 10 languages, about 10% of translations missing) and planning one epoch
 size 128, the Rust core against the plain-Python reference; then the rate at which the sampler
 feeds pairs to a training loop, and the pool's bytes per row.
 
-Run: ``python benches/bench_sampling.py [--groups N]``.
+With string ids and string language codes (what JSON data gives: ``"q123"``, ``"de"``), the
+pool is built from a Python list, a numpy unicode array and a pyarrow string array, against a
+lean Python dict loop (``by.setdefault(g, {})[lang] = i``), best of 3 each, side by side.
+
+Run: ``python benches/bench_sampling.py [--groups N] [--repeats 3]``.
 """
 
 from __future__ import annotations
@@ -26,11 +30,69 @@ def timed(fn):
     return out, time.perf_counter() - t
 
 
+def cpu_info() -> str:
+    """The CPU model and the SIMD level the Rust kernels can use."""
+    model, flags = platform.processor() or "?", set()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name") and model in ("?", "", "x86_64"):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "portable"
+    return f"{model}, {os.cpu_count()} cores, SIMD level {simd}"
+
+
+def best(fn, repeats: int):
+    out, times = None, []
+    for _ in range(repeats):
+        out, t = timed(fn)
+        times.append(t)
+    return out, min(times)
+
+
+def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
+    """Pool construction from string ids and string languages, Rust against a dict loop."""
+    import pyarrow as pa
+
+    names = np.array(["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", "ja"])
+    ids_s = [f"q{x}" for x in ids.tolist()]
+    langs_s = names[langs % len(names)].tolist()
+    ids_u, langs_u = np.array(ids_s), np.array(langs_s)
+    ids_a, langs_a = pa.array(ids_s), pa.array(langs_s)
+
+    def dict_loop():
+        by: dict = {}
+        for i, (g, lang) in enumerate(zip(ids_s, langs_s)):
+            by.setdefault(g, {})[lang] = i
+        return by
+
+    _, t_py = best(dict_loop, repeats)
+    print()
+    print(f"string ids ({len(ids_s):,} rows, best of {repeats}): Python dict loop {t_py:.2f} s")
+    print(f"{'Rust from':36s} {'s':>9s} {'speed-up':>9s}  {'bytes/row':>9s}")
+    for what, g, lg in (
+        ("Python lists of str", ids_s, langs_s),
+        ("numpy unicode arrays", ids_u, langs_u),
+        ("pyarrow string arrays", ids_a, langs_a),
+    ):
+        pool, t = best(lambda g=g, lg=lg: PairPool.from_arrays(g, lg), repeats)
+        print(
+            f"{what:36s} {t:9.3f} {t_py / t:8.1f}x  {pool.nbytes / pool.n_rows:9.1f}"
+            "  (targets >= 50x, <= 16 bytes/row)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--groups", type=int, default=1_000_000)
     ap.add_argument("--languages", type=int, default=10)
     ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--only_strings", action="store_true", help="the string-id part only")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     n_l = args.languages
@@ -40,10 +102,11 @@ def main() -> None:
     ids, langs = ids[keep], langs[keep]
     order = rng.permutation(ids.size)  # rows arrive in no particular order
     ids, langs = ids[order], langs[order]
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}"
-    )
+    print(f"machine: {cpu_info()}, python {platform.python_version()}")
     print(f"pool: {ids.size:,} rows, {args.groups:,} groups x {n_l} languages, batch {args.batch}")
+    if args.only_strings:
+        string_ids(ids, langs, args.repeats)
+        return
 
     pool, t_pool = timed(lambda: PairPool.from_arrays(ids, langs))
     sampler = HybridBatchSampler(pool, args.batch, alpha=0.5, seed=0)
@@ -85,6 +148,7 @@ def main() -> None:
         " GiB"
     )
     del plan
+    string_ids(ids, langs, args.repeats)
 
 
 if __name__ == "__main__":

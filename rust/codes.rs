@@ -6,17 +6,18 @@
 //! 1-byte units, both padded with zero units at the end) or a data buffer with offsets
 //! (pyarrow string arrays, and Python lists copied once into that layout).
 //!
-//! Algorithm: a 64-bit hash per row (parallel); rows split into 64 buckets by the hash's top
-//! bits, so that each bucket's distinct strings can be found by one thread with its own hash
-//! table; then one global numbering (by first row, or by sorting the distinct strings) and a
-//! parallel pass writing each row's code.
+//! Algorithm: rows are read in order, one chunk per thread, each chunk numbering its distinct
+//! strings in a hash table keyed by a 64-bit hash (strings compared exactly on a hit, so a hash
+//! collision cannot merge two ids); the chunks' numberings are merged in row order (first-seen
+//! ids), optionally renumbered by sorting the distinct strings, and a parallel pass writes each
+//! row's code.
 
 use crate::error::{CoreError, CoreResult};
 use rayon::prelude::*;
 use std::cmp::Ordering;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// How distinct strings are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,23 @@ impl<'a> Keys<'a> {
         }
     }
 
+    /// A `u64` whose order is the code-point order of the key's start (ties: compare fully).
+    fn prefix(&self, key: &[u8]) -> u64 {
+        if let Keys::Fixed { unit: 4, .. } = *self {
+            // the first two code points (21 bits each) in the high bits
+            let cp = |i: usize| -> u64 {
+                key.get(4 * i..4 * i + 4).map_or(0, |c| {
+                    u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                })
+            };
+            return (cp(0) << 32) | cp(1);
+        }
+        let mut b = [0u8; 8];
+        let m = key.len().min(8);
+        b[..m].copy_from_slice(&key[..m]);
+        u64::from_be_bytes(b)
+    }
+
     /// Code-point order of two keys of this layout.
     fn cmp_keys(&self, a: &[u8], b: &[u8]) -> Ordering {
         if let Keys::Fixed { unit: 4, .. } = *self {
@@ -145,26 +163,7 @@ fn hash_bytes(s: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// A key with its precomputed hash: hashing writes the hash, equality compares the bytes.
-#[derive(Clone, Copy)]
-struct Hashed<'a> {
-    h: u64,
-    s: &'a [u8],
-}
-
-impl PartialEq for Hashed<'_> {
-    fn eq(&self, o: &Self) -> bool {
-        self.h == o.h && self.s == o.s
-    }
-}
-impl Eq for Hashed<'_> {}
-impl Hash for Hashed<'_> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.h);
-    }
-}
-
-/// Passes a precomputed `u64` through.
+/// Passes a precomputed `u64` through (the keys are already well-mixed hashes).
 #[derive(Default)]
 struct PassThrough(u64);
 impl Hasher for PassThrough {
@@ -177,14 +176,31 @@ impl Hasher for PassThrough {
         }
     }
     fn write_u64(&mut self, x: u64) {
-        self.0 = x;
+        // the top bits chose the bucket and are equal for every key in it: rotate them away
+        // from the bits the table uses for its tags (top) and slots (bottom)
+        self.0 = x.rotate_left(32);
     }
 }
 
+/// Bits of the hash that choose a bucket (4 to 8 measured alike).
 const BUCKET_BITS: u32 = 6;
+
+/// One thread-chunk's rows of one bucket, in row order: `(hash, row, end of its bytes)` and
+/// the strings' bytes one after the other.
+#[derive(Default)]
+struct Part {
+    meta: Vec<(u64, u32, u32)>,
+    bytes: Vec<u8>,
+}
 
 /// Dense codes of the strings of `keys`. Empty strings are refused (naming the row), as are
 /// more than `u32::MAX` rows.
+///
+/// Cache-friendly passes: (1) each thread reads its chunk of rows in order and appends each
+/// row's hash, index and bytes to one of 64 buckets (by the hash's top bits); (2) each
+/// bucket, a few thousand distinct strings, is numbered by one thread with a hash table that
+/// stays in cache, strings compared exactly on a hash hit, reading its rows in order; (3) one
+/// global numbering by first row or by sorting the distinct strings; (4) the codes written.
 pub fn string_codes(
     keys: &Keys<'_>,
     order: IdOrder,
@@ -197,87 +213,115 @@ pub fn string_codes(
             "more than 4294967295 rows are not supported",
         ));
     }
-    // 1. hashes, and the first empty string (an error)
-    let hashes: Vec<u64> = (0..n)
+    let nb = 1usize << BUCKET_BITS;
+    let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 15);
+    // 1. partition
+    let parts: Vec<Vec<Part>> = (0..n.div_ceil(chunk))
         .into_par_iter()
-        .map(|i| hash_bytes(keys.key(i)))
+        .map(|c| {
+            let mut out: Vec<Part> = (0..nb).map(|_| Part::default()).collect();
+            for row in c * chunk..((c + 1) * chunk).min(n) {
+                let key = keys.key(row);
+                let h = hash_bytes(key);
+                let p = &mut out[(h >> (64 - BUCKET_BITS)) as usize];
+                p.bytes.extend_from_slice(key);
+                p.meta.push((h, row as u32, p.bytes.len() as u32));
+            }
+            out
+        })
         .collect();
-    if let Some(i) = (0..n)
-        .into_par_iter()
-        .find_first(|&i| keys.key(i).is_empty())
+    if let Some(row) = parts
+        .iter()
+        .flat_map(|ps| ps.iter())
+        .flat_map(|p| {
+            let mut start = 0u32;
+            p.meta.iter().filter_map(move |&(_, r, end)| {
+                let empty = end == start;
+                start = end;
+                empty.then_some(r)
+            })
+        })
+        .min()
     {
         return Err(CoreError::value(
             field,
-            format!("row {i} is an empty string; ids and language codes must be non-empty"),
+            format!("row {row} is an empty string; ids and language codes must be non-empty"),
         ));
     }
-    // 2. rows by bucket (a counting sort: rows stay ascending within a bucket)
-    let nb = 1usize << BUCKET_BITS;
-    let bucket = |h: u64| (h >> (64 - BUCKET_BITS)) as usize;
-    let mut starts = vec![0usize; nb + 1];
-    for &h in &hashes {
-        starts[bucket(h) + 1] += 1;
-    }
-    for b in 0..nb {
-        starts[b + 1] += starts[b];
-    }
-    let mut fill = starts.clone();
-    let mut rows = vec![0u32; n];
-    for (i, &h) in hashes.iter().enumerate() {
-        let b = bucket(h);
-        rows[fill[b]] = i as u32;
-        fill[b] += 1;
-    }
-    // 3. per bucket: distinct strings (first rows) and each row's local id
-    let local: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
-    let firsts: Vec<Vec<u32>> = (0..nb)
+    // 2. per bucket: local ids (rows in order) and first rows of its distinct strings
+    let buckets: Vec<(Vec<u32>, Vec<u32>)> = (0..nb)
         .into_par_iter()
         .map(|b| {
-            let mine = &rows[starts[b]..starts[b + 1]];
-            let mut map: HashMap<Hashed<'_>, u32, BuildHasherDefault<PassThrough>> =
-                HashMap::with_capacity_and_hasher(mine.len() / 2 + 1, Default::default());
-            let mut first = Vec::new();
-            for &r in mine {
-                let k = Hashed {
-                    h: hashes[r as usize],
-                    s: keys.key(r as usize),
-                };
-                let id = *map.entry(k).or_insert_with(|| {
-                    first.push(r);
-                    (first.len() - 1) as u32
-                });
-                local[r as usize].store(id, AtomicOrdering::Relaxed);
+            let mut map: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
+            let mut reps: Vec<(&[u8], u32)> = Vec::new(); // first string and row of each id
+            let mut collided: HashMap<&[u8], u32> = HashMap::new();
+            let mut ids = Vec::new();
+            for part in parts.iter().map(|ps| &ps[b]) {
+                let mut start = 0usize;
+                for &(h, row, end) in &part.meta {
+                    let key = &part.bytes[start..end as usize];
+                    start = end as usize;
+                    let next = reps.len() as u32;
+                    let id = match map.entry(h) {
+                        Entry::Vacant(v) => {
+                            v.insert(next);
+                            reps.push((key, row));
+                            next
+                        }
+                        Entry::Occupied(o) if reps[*o.get() as usize].0 == key => *o.get(),
+                        // a true 64-bit collision: exact lookup among the collided strings
+                        Entry::Occupied(_) => *collided.entry(key).or_insert_with(|| {
+                            reps.push((key, row));
+                            next
+                        }),
+                    };
+                    ids.push(id);
+                }
             }
-            first
+            (ids, reps.iter().map(|&(_, r)| r).collect())
         })
         .collect();
-    drop(rows);
-    // 4. one global numbering
-    let mut all: Vec<(u32, u32, u32)> = firsts
+    // 3. one numbering: (first row, bucket, local id) of every distinct string
+    let mut all: Vec<(u32, u32, u32)> = buckets
         .iter()
         .enumerate()
-        .flat_map(|(b, f)| {
-            f.iter()
+        .flat_map(|(b, (_, firsts))| {
+            firsts
+                .iter()
                 .enumerate()
                 .map(move |(j, &r)| (r, b as u32, j as u32))
         })
         .collect();
     match order {
         IdOrder::FirstSeen => all.par_sort_unstable_by_key(|&(r, _, _)| r),
-        IdOrder::Sorted => all.par_sort_unstable_by(|x, y| {
-            keys.cmp_keys(keys.key(x.0 as usize), keys.key(y.0 as usize))
-        }),
+        IdOrder::Sorted => {
+            // an order-preserving 8-byte prefix of each string first (one read per distinct
+            // string), the full comparison only on equal prefixes
+            let mut pre: Vec<(u64, (u32, u32, u32))> = all
+                .par_iter()
+                .map(|&x| (keys.prefix(keys.key(x.0 as usize)), x))
+                .collect();
+            pre.par_sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0).then_with(|| {
+                    keys.cmp_keys(keys.key(a.1 .0 as usize), keys.key(b.1 .0 as usize))
+                })
+            });
+            all = pre.into_iter().map(|(_, x)| x).collect();
+        }
     }
-    let mut table: Vec<Vec<u32>> = firsts.iter().map(|f| vec![0u32; f.len()]).collect();
+    let mut table: Vec<Vec<u32>> = buckets.iter().map(|(_, f)| vec![0u32; f.len()]).collect();
     for (code, &(_, b, j)) in all.iter().enumerate() {
         table[b as usize][j as usize] = code as u32;
     }
     let first_rows = all.iter().map(|&(r, _, _)| r).collect();
-    // 5. every row's code
-    let codes = (0..n)
-        .into_par_iter()
-        .map(|i| table[bucket(hashes[i])][local[i].load(AtomicOrdering::Relaxed) as usize])
-        .collect();
+    // 4. the codes, bucket by bucket (rows of a bucket in the order pass 2 read them)
+    let mut codes = vec![0u32; n];
+    for (b, (ids, _)) in buckets.iter().enumerate() {
+        let rows = parts.iter().flat_map(|ps| ps[b].meta.iter().map(|m| m.1));
+        for (row, &id) in rows.zip(ids) {
+            codes[row as usize] = table[b][id as usize];
+        }
+    }
     Ok(StringCodes { codes, first_rows })
 }
 
