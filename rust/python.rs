@@ -521,6 +521,13 @@ impl PySampler {
     }
 }
 
+/// The SIMD build the counting kernels run here: "avx512", "avx2" or "portable" (capped by
+/// the environment variable HYBRIDRS_SIMD, read once).
+#[pyfunction]
+fn simd_level() -> &'static str {
+    eval::simd_name(eval::simd_level())
+}
+
 // -- string ids ---------------------------------------------------------------------------------
 
 fn id_field(field: &str) -> &'static str {
@@ -659,6 +666,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bias_counts, m)?)?;
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
+    m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_offsets, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_list, m)?)?;

@@ -15,6 +15,7 @@ __all__ = [
     "fused_available",
     "query_metrics",
     "query_metrics_embeddings",
+    "simd_level",
     "string_codes_fixed",
     "string_codes_list",
     "string_codes_offsets",
@@ -158,3 +159,7 @@ def string_codes_list(
     field: str, items: Sequence[str], order: str
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
     """Dense codes of a sequence of ``str`` (copied once into one buffer, hashed in parallel)."""
+
+def simd_level() -> str:
+    """The SIMD build the counting kernels run: ``"avx512"``, ``"avx2"`` or ``"portable"``
+    (capped by the environment variable ``HYBRIDRS_SIMD``, read once)."""

@@ -59,7 +59,7 @@ pub(crate) fn count_few<T: Score>(
 /// only. For a useful retriever the relevant candidates rank high and few scores survive; when
 /// most do (near-random scores), the row switches to counting the slices directly.
 #[inline(always)]
-fn count_row<T: Score, const AVX512: bool>(
+fn count_row<T: Score, const LEVEL: u8>(
     row: &[T],
     offsets: &[usize],
     thr: &[T],
@@ -73,8 +73,7 @@ fn count_row<T: Score, const AVX512: bool>(
     let mut finite = true;
     for l in 0..n_langs {
         let slice = &row[offsets[l]..offsets[l + 1]];
-        finite &=
-            count_slice::<T, AVX512>(slice, l, n_langs, thr, t_min, &mut compact, buf, ge, gt);
+        finite &= count_slice::<T, LEVEL>(slice, l, n_langs, thr, t_min, &mut compact, buf, ge, gt);
     }
     finite
 }
@@ -96,7 +95,7 @@ pub(crate) fn lowest<T: Score>(thr: &[T]) -> T {
 /// at least 256 scores of which most survive turns `compact` off for the rest of the row.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn count_slice<T: Score, const AVX512: bool>(
+pub(crate) fn count_slice<T: Score, const LEVEL: u8>(
     slice: &[T],
     l: usize,
     n_langs: usize,
@@ -121,20 +120,17 @@ pub(crate) fn count_slice<T: Score, const AVX512: bool>(
     if buf.len() < slice.len() + COMPACT_PAD {
         buf.resize(slice.len() + COMPACT_PAD, t_min);
     }
-    let (n, ok) = if AVX512 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: `AVX512` is only true in AVX-512 builds chosen after run-time detection,
-            // and `buf` was sized just above.
-            unsafe { T::compact_avx512(slice, t_min, buf) }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            T::compact(slice, t_min, buf)
-        }
-    } else {
-        T::compact(slice, t_min, buf)
+    #[cfg(target_arch = "x86_64")]
+    let (n, ok) = match LEVEL {
+        // SAFETY: `LEVEL` is only SIMD_AVX512 in AVX-512 builds chosen after run-time
+        // detection, and `buf` was sized just above.
+        SIMD_AVX512 => unsafe { T::compact_avx512(slice, t_min, buf) },
+        // SAFETY: likewise for AVX2.
+        SIMD_AVX2 => unsafe { T::compact_avx2(slice, t_min, buf) },
+        _ => T::compact(slice, t_min, buf),
     };
+    #[cfg(not(target_arch = "x86_64"))]
+    let (n, ok) = T::compact(slice, t_min, buf);
     // Most scores survive: compaction does not pay on this row.
     if 4 * n > 3 * slice.len() && slice.len() >= 256 {
         *compact = false;
@@ -155,7 +151,7 @@ pub(crate) fn non_finite<T: Score>(values: &[T], row: usize, first_col: usize) -
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,popcnt")]
 fn count_row_avx2<T: Score>(
     row: &[T],
     offsets: &[usize],
@@ -164,7 +160,7 @@ fn count_row_avx2<T: Score>(
     gt: &mut [u32],
     buf: &mut Vec<T>,
 ) -> bool {
-    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
+    count_row::<T, SIMD_AVX2>(row, offsets, thr, ge, gt, buf)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -177,7 +173,7 @@ fn count_row_avx512<T: Score>(
     gt: &mut [u32],
     buf: &mut Vec<T>,
 ) -> bool {
-    count_row::<T, true>(row, offsets, thr, ge, gt, buf)
+    count_row::<T, SIMD_AVX512>(row, offsets, thr, ge, gt, buf)
 }
 
 /// Dispatches to an AVX-512 or AVX2 build of the same loop when the CPU has it.
@@ -191,18 +187,63 @@ pub(crate) fn count_row_dispatch<T: Score>(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
+        match simd_level() {
+            // SAFETY: `simd_level` reports AVX-512 only where the CPU has these subsets.
+            SIMD_AVX512 => return unsafe { count_row_avx512(row, offsets, thr, ge, gt, buf) },
+            // SAFETY: likewise for AVX2 and POPCNT.
+            SIMD_AVX2 => return unsafe { count_row_avx2(row, offsets, thr, ge, gt, buf) },
+            _ => {}
+        }
+    }
+    count_row::<T, SIMD_PORTABLE>(row, offsets, thr, ge, gt, buf)
+}
+
+/// The portable build of the counting loops (any target).
+pub const SIMD_PORTABLE: u8 = 0;
+/// The AVX2 build (x86-64 with AVX2 and POPCNT).
+pub const SIMD_AVX2: u8 = 1;
+/// The AVX-512 build (AVX-512 F, BW, VL and POPCNT).
+pub const SIMD_AVX512: u8 = 2;
+
+/// The best SIMD level this CPU runs, capped by the environment variable `HYBRIDRS_SIMD`
+/// (`portable`, `avx2` or `avx512`: for tests and benchmarks of the slower builds). Read once.
+pub fn simd_level() -> u8 {
+    static LEVEL: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let cap = match std::env::var("HYBRIDRS_SIMD").as_deref() {
+            Ok("portable") => SIMD_PORTABLE,
+            Ok("avx2") => SIMD_AVX2,
+            _ => SIMD_AVX512,
+        };
+        cpu_level().min(cap)
+    })
+}
+
+/// The best SIMD level of the CPU.
+fn cpu_level() -> u8 {
+    #[cfg(target_arch = "x86_64")]
+    {
         if std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("popcnt")
         {
-            // SAFETY: the CPU supports these AVX-512 subsets (checked just above).
-            return unsafe { count_row_avx512(row, offsets, thr, ge, gt, buf) };
+            return SIMD_AVX512;
         }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { count_row_avx2(row, offsets, thr, ge, gt, buf) };
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt")
+        {
+            return SIMD_AVX2;
         }
     }
-    count_row::<T, false>(row, offsets, thr, ge, gt, buf)
+    SIMD_PORTABLE
+}
+
+/// The name of a SIMD level.
+pub fn simd_name(level: u8) -> &'static str {
+    match level {
+        SIMD_AVX512 => "avx512",
+        SIMD_AVX2 => "avx2",
+        _ => "portable",
+    }
 }

@@ -15,8 +15,8 @@
 use rayon::prelude::*;
 
 use super::{
-    count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, Layout, QueryMetrics,
-    Relevance, Scratch, Spec, COMPACT_PAD,
+    count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, simd_level, Layout,
+    QueryMetrics, Relevance, Scratch, Spec, COMPACT_PAD, SIMD_AVX512,
 };
 use crate::error::{try_vec, CoreError, CoreResult};
 
@@ -31,11 +31,13 @@ const CH: usize = 1024;
 /// Micro-panels of questions per parallel task.
 const PANELS_PER_TASK: usize = 9;
 
-/// Whether this CPU can run the fused path (AVX-512F/BW/VL, FMA and POPCNT).
+/// Whether this CPU can run the fused path (AVX-512F/BW/VL, FMA and POPCNT), and
+/// `HYBRIDRS_SIMD` does not cap the SIMD level below AVX-512.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f")
+        simd_level() == SIMD_AVX512
+            && std::arch::is_x86_feature_detected!("avx512f")
             && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("avx512vl")
             && std::arch::is_x86_feature_detected!("fma")
@@ -139,7 +141,7 @@ unsafe fn count_strip(
         while l < n_langs && offsets[l] < end {
             let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
             if a < b {
-                finite &= count_slice::<f32, true>(
+                finite &= count_slice::<f32, SIMD_AVX512>(
                     &srow[a - c0..b - c0],
                     l,
                     n_langs,

@@ -32,6 +32,7 @@ mod types;
 
 pub use aggregate::{aggregate, Aggregate};
 pub use bias::{bias_counts, BiasCounts};
+pub use counting::{simd_level, simd_name, SIMD_AVX2, SIMD_AVX512, SIMD_PORTABLE};
 pub use kernel::query_metrics;
 pub use types::{
     Layout, MapNorm, QueryMetrics, QueryMetricsView, Relevance, Score, Spec, MAX_LANGS,

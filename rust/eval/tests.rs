@@ -271,3 +271,38 @@ fn aggregate_means_skip_empty_settings() {
     assert_eq!(a.multi_micro, 1.0);
     assert!(aggregate(&m.view(), &[0, 2]).is_err());
 }
+
+#[test]
+fn avx2_compaction_equals_the_portable_loop() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt"))
+        {
+            return;
+        }
+        for len in 0..70usize {
+            for seed in 0..6u64 {
+                let mut s: Vec<f32> = lcg(seed * 131 + len as u64, len)
+                    .iter()
+                    .map(|&x| (x - 0.5) as f32)
+                    .collect();
+                if seed == 4 && len > 3 {
+                    s[len / 2] = f32::NAN;
+                }
+                if seed == 5 && len > 9 {
+                    s[len - 1] = f32::INFINITY;
+                }
+                let t = if seed == 3 { f32::NEG_INFINITY } else { 0.1 };
+                let mut a = vec![0f32; len + COMPACT_PAD];
+                let mut b = vec![0f32; len + COMPACT_PAD];
+                let (na, fa) = <f32 as Score>::compact(&s, t, &mut a);
+                // SAFETY: AVX2 and POPCNT checked above; buffers padded.
+                let (nb, fb) = unsafe { <f32 as Score>::compact_avx2(&s, t, &mut b) };
+                assert_eq!((na, fa), (nb, fb), "len {len} seed {seed}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a[..na]), bits(&b[..nb]), "len {len} seed {seed}");
+            }
+        }
+    }
+}

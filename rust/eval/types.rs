@@ -35,7 +35,37 @@ pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
     /// values.
     #[cfg(target_arch = "x86_64")]
     unsafe fn compact_avx512(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool);
+    /// [`Score::compact`] with AVX2 (a permutation from a lookup table per 8 lanes); the
+    /// portable loop where there is no AVX2 version (f64).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and POPCNT, and `buf` must hold at least
+    /// `s.len() + COMPACT_PAD` values.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn compact_avx2(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool) {
+        Self::compact(s, t, buf)
+    }
 }
+
+/// For each 8-bit keep mask, the lane indices of the kept lanes first (AVX2 compaction).
+#[cfg(target_arch = "x86_64")]
+static COMPRESS_LUT: [[u32; 8]; 256] = {
+    let mut lut = [[0u32; 8]; 256];
+    let mut m = 0;
+    while m < 256 {
+        let mut k = 0;
+        let mut lane = 0;
+        while lane < 8 {
+            if m & (1 << lane) != 0 {
+                lut[m][k] = lane as u32;
+                k += 1;
+            }
+            lane += 1;
+        }
+        m += 1;
+    }
+    lut
+};
 
 /// Extra room at the end of a compaction buffer (whole-vector stores may run past the values
 /// kept).
@@ -92,6 +122,37 @@ impl Score for f32 {
             }
         }
         (n, _mm512_reduce_max_epu32(mx) < 0x7f80_0000)
+    }
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,popcnt")]
+    unsafe fn compact_avx2(s: &[Self], t: Self, buf: &mut [Self]) -> (usize, bool) {
+        use std::arch::x86_64::*;
+        debug_assert!(buf.len() >= s.len() + COMPACT_PAD);
+        let tv = _mm256_set1_ps(t);
+        let abs = _mm256_set1_epi32(0x7fff_ffff);
+        let mut mx = _mm256_setzero_si256();
+        let mut n = 0usize;
+        let out = buf.as_mut_ptr();
+        let chunks = s.len() / 8;
+        for c in 0..chunks {
+            // SAFETY: `c * 8 + 8 <= s.len()`; the store writes 8 values at `n <= c * 8`, inside
+            // `buf` (at least `s.len() + 16` long); the table row is 8 u32.
+            unsafe {
+                let x = _mm256_loadu_ps(s.as_ptr().add(c * 8));
+                let keep = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NLT_UQ>(x, tv)) as usize;
+                let perm = _mm256_loadu_si256(COMPRESS_LUT[keep].as_ptr().cast());
+                _mm256_storeu_ps(out.add(n), _mm256_permutevar8x32_ps(x, perm));
+                n += keep.count_ones() as usize;
+                mx = _mm256_max_epu32(mx, _mm256_and_si256(_mm256_castps_si256(x), abs));
+            }
+        }
+        let mut lanes = [0u32; 8];
+        // SAFETY: 8 u32 written to an 8-u32 array.
+        unsafe { _mm256_storeu_si256(lanes.as_mut_ptr().cast(), mx) };
+        let head_ok = lanes.iter().all(|&v| v < 0x7f80_0000);
+        let done = chunks * 8;
+        let (m, tail_ok) = Self::compact(&s[done..], t, &mut buf[n..]);
+        (n + m, head_ok && tail_ok)
     }
 }
 
