@@ -624,12 +624,12 @@ fn string_codes_list<'py>(
     offsets.push(0);
     let mut push = |i: usize, item: &Bound<'py, PyAny>| -> PyResult<()> {
         let s = item.cast::<PyString>().map_err(|_| {
+            let shown = item
+                .repr()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| "?".into());
             PyTypeError::new_err(format!(
-                "{f}: row {i} is a {}, expected a non-empty string (str)",
-                item.get_type()
-                    .name()
-                    .map(|n| n.to_string())
-                    .unwrap_or_else(|_| "?".into())
+                "{f}: row {i} is {shown}; expected a non-empty string (str)"
             ))
         })?;
         // abi3 (Python 3.9's limited API) has no borrowed UTF-8 view: `to_cow` encodes into a

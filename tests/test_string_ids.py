@@ -78,7 +78,7 @@ def test_bad_rows_are_named():
     pa = pytest.importorskip("pyarrow")
     with pytest.raises(TypeError, match="row 1"):
         PairPool.from_arrays(["a", "", "b"], ["en", "en", "en"])
-    with pytest.raises(TypeError, match="row 2 is a int"):
+    with pytest.raises(TypeError, match="row 2 is 3; expected"):
         PairPool.from_arrays(["a", "b", 3], ["en", "en", "en"])
     with pytest.raises(TypeError, match="row 1 is null"):
         PairPool.from_arrays(pa.array(["a", None]), ["en", "en"])
