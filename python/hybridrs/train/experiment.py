@@ -40,7 +40,7 @@ from ..evaluation.details import question_results, write_results
 from ..models import Encoder, cached_embeddings, resolve_model
 from ..sampling import STRATEGY_ALPHA
 from .checkpoint import list_checkpoints
-from .settings import TrainConfig, changed_settings, coerce_setting
+from .settings import TrainConfig, changed_settings, coerce_setting, read_mapping_file
 from .trainer import Callback, Trainer
 
 __all__ = ["ExperimentConfig", "center_by_language", "run_experiment"]
@@ -106,19 +106,8 @@ class ExperimentConfig:
         if not self.variants:
             return {}
         path = Path(self.variants)
-        if not path.is_file():
-            raise ValueError(f"variants: {str(path)!r} is not a file")
-        try:
-            text = path.read_text(encoding="utf-8")
-            if path.suffix in (".yaml", ".yml"):
-                import yaml
-
-                loaded = yaml.safe_load(text)
-            else:
-                loaded = json.loads(text)
-        except Exception as e:  # YAML / JSON / decoding errors
-            raise ValueError(f"variants: cannot parse {path}: {e}") from None
-        if not isinstance(loaded, dict) or not loaded:
+        loaded = read_mapping_file(path, "variants")
+        if not loaded:
             raise ValueError(f"variants: {path} must hold a mapping {{name: {{setting: value}}}}")
         out: dict[str, dict[str, Any]] = {}
         for name, settings in loaded.items():

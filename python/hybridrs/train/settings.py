@@ -470,13 +470,14 @@ def coerce_setting(name: str, value: Any, where: str) -> Any:
     raise bad(str(t))  # pragma: no cover - every field type is handled above
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Settings from a YAML or JSON file, each coerced to its field's type."""
+def read_mapping_file(path: str | Path, field: str) -> dict[Any, Any]:
+    """The mapping a YAML (``.yaml``/``.yml``) or JSON file holds, or a ValueError naming
+    ``field`` and the file."""
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"config: file {str(p)!r} does not exist")
+        raise ValueError(f"{field}: file {str(p)!r} does not exist")
     if not p.is_file():
-        raise ValueError(f"config: {str(p)!r} is not a file")
+        raise ValueError(f"{field}: {str(p)!r} is not a file")
     try:
         text = p.read_text(encoding="utf-8")
         if p.suffix in (".yaml", ".yml"):
@@ -486,9 +487,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         else:
             loaded = json.loads(text)
     except Exception as e:  # YAML / JSON / decoding errors
-        raise ValueError(f"config: cannot parse {p}: {e}") from None
+        raise ValueError(f"{field}: cannot parse {p}: {e}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"config: {p} must hold a mapping of settings")
+        raise ValueError(f"{field}: {p} must hold a mapping")
+    return loaded
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a YAML or JSON file, each coerced to its field's type."""
+    p = Path(path)
+    loaded = read_mapping_file(p, "config")
     unknown = sorted(set(map(str, loaded)) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ValueError(f"config: {p}: unknown setting(s) {unknown}")
