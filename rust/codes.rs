@@ -186,10 +186,10 @@ impl Hasher for PassThrough {
 const BUCKET_BITS: u32 = 6;
 
 /// One thread-chunk's rows of one bucket, in row order: `(hash, row, end of its bytes)` and
-/// the strings' bytes one after the other.
+/// the strings' bytes one after the other (a bucket may hold more than 4 GiB of them).
 #[derive(Default)]
 struct Part {
-    meta: Vec<(u64, u32, u32)>,
+    meta: Vec<(u64, u32, usize)>,
     bytes: Vec<u8>,
 }
 
@@ -225,7 +225,7 @@ pub fn string_codes(
                 let h = hash_bytes(key);
                 let p = &mut out[(h >> (64 - BUCKET_BITS)) as usize];
                 p.bytes.extend_from_slice(key);
-                p.meta.push((h, row as u32, p.bytes.len() as u32));
+                p.meta.push((h, row as u32, p.bytes.len()));
             }
             out
         })
@@ -234,7 +234,7 @@ pub fn string_codes(
         .iter()
         .flat_map(|ps| ps.iter())
         .flat_map(|p| {
-            let mut start = 0u32;
+            let mut start = 0usize;
             p.meta.iter().filter_map(move |&(_, r, end)| {
                 let empty = end == start;
                 start = end;
@@ -259,8 +259,8 @@ pub fn string_codes(
             for part in parts.iter().map(|ps| &ps[b]) {
                 let mut start = 0usize;
                 for &(h, row, end) in &part.meta {
-                    let key = &part.bytes[start..end as usize];
-                    start = end as usize;
+                    let key = &part.bytes[start..end];
+                    start = end;
                     let next = reps.len() as u32;
                     let id = match map.entry(h) {
                         Entry::Vacant(v) => {

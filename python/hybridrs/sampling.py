@@ -67,6 +67,11 @@ def _is_arrow(values: Any) -> bool:
     return type(values).__module__.startswith("pyarrow") and hasattr(values, "buffers")
 
 
+def _is_str_seq(values: Any) -> bool:
+    """A Python list or tuple starting with a ``str`` (read by Rust as it is)."""
+    return isinstance(values, (list, tuple)) and bool(values) and isinstance(values[0], str)
+
+
 def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.ndarray]:
     """Codes of a pyarrow (large_)string array or chunked array, read from its buffers."""
     import pyarrow as pa
@@ -94,7 +99,7 @@ def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | No
     and object arrays, pyarrow string arrays. ``None`` for other inputs."""
     if _is_arrow(values):
         return _arrow_codes(values, field, "sorted")
-    if isinstance(values, (list, tuple)) and values and isinstance(values[0], str):
+    if _is_str_seq(values):
         return _core.string_codes_list(field, values, "sorted")
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.size:
         kind = values.dtype.kind
@@ -113,11 +118,7 @@ def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | No
 
 def _as_input(values: Any) -> Any:
     """pyarrow arrays and lists of strings as they are (Rust reads them); the rest as numpy."""
-    if _is_arrow(values):
-        return values
-    if isinstance(values, (list, tuple)) and values and isinstance(values[0], str):
-        return values
-    return np.asarray(values)
+    return values if _is_arrow(values) or _is_str_seq(values) else np.asarray(values)
 
 
 def _at(values: Any, i: int) -> Any:

@@ -72,40 +72,30 @@ fn count_row<T: Score, const LEVEL: u8>(
     let mut compact = true;
     let mut finite = true;
     // Equal thresholds (tied relevant scores: with sparse scores, often several at 0) are
-    // counted once and their counts copied.
+    // counted once, into scratch counts copied to each of them afterwards.
     let mut uniq: Vec<T> = thr.to_vec();
     uniq.sort_unstable_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
     uniq.dedup_by(|a, b| a == b);
-    if uniq.len() == thr.len() {
-        for l in 0..n_langs {
-            let slice = &row[offsets[l]..offsets[l + 1]];
-            finite &=
-                count_slice::<T, LEVEL>(slice, l, n_langs, thr, t_min, &mut compact, buf, ge, gt);
-        }
-        return finite;
-    }
-    let mut ge_u = vec![0u32; uniq.len() * n_langs];
-    let mut gt_u = vec![0u32; uniq.len() * n_langs];
+    let tied = uniq.len() < thr.len();
+    let mut ge_u = vec![0u32; if tied { uniq.len() * n_langs } else { 0 }];
+    let mut gt_u = vec![0u32; ge_u.len()];
+    let (t, cge, cgt) = if tied {
+        (&uniq[..], &mut ge_u[..], &mut gt_u[..])
+    } else {
+        (thr, &mut *ge, &mut *gt)
+    };
     for l in 0..n_langs {
         let slice = &row[offsets[l]..offsets[l + 1]];
-        finite &= count_slice::<T, LEVEL>(
-            slice,
-            l,
-            n_langs,
-            &uniq,
-            t_min,
-            &mut compact,
-            buf,
-            &mut ge_u,
-            &mut gt_u,
-        );
+        finite &= count_slice::<T, LEVEL>(slice, l, n_langs, t, t_min, &mut compact, buf, cge, cgt);
     }
-    for (j, t) in thr.iter().enumerate() {
-        // the first equal threshold (NaN matches none: its row fails the finiteness check)
-        if let Some(u) = uniq.iter().position(|x| x == t) {
-            for l in 0..n_langs {
-                ge[j * n_langs + l] += ge_u[u * n_langs + l];
-                gt[j * n_langs + l] += gt_u[u * n_langs + l];
+    if tied {
+        for (j, t) in thr.iter().enumerate() {
+            // the first equal threshold (NaN matches none: its row fails the finiteness check)
+            if let Some(u) = uniq.iter().position(|x| x == t) {
+                for l in 0..n_langs {
+                    ge[j * n_langs + l] += ge_u[u * n_langs + l];
+                    gt[j * n_langs + l] += gt_u[u * n_langs + l];
+                }
             }
         }
     }

@@ -63,7 +63,9 @@ def mine_own_language_negatives(
         index.init_index(
             max_elements=len(texts), ef_construction=max(ef, 100), M=16, random_seed=seed
         )
-        index.add_items(c, np.arange(len(texts)))
+        # one thread: a multi-threaded build links the graph in a racy order, and a resumed
+        # run (or another rank) must mine the same negatives
+        index.add_items(c, np.arange(len(texts)), num_threads=1)
         want = min(len(texts), k + 8)
         index.set_ef(max(ef, want))
         labels, _ = index.knn_query(q, k=want)
