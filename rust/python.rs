@@ -1,7 +1,7 @@
 //! The thin PyO3 layer: converts numpy arrays (without copies) and delegates to the core, with
 //! the GIL released for the long work. No logic lives here.
 
-use numpy::{IntoPyArray, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
@@ -243,6 +243,106 @@ fn query_metrics_embeddings<'py>(
     let m = detached(py, || {
         eval::fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
     })?;
+    metrics_dict(py, m)
+}
+
+/// The `(ge, gt)` count arrays of [`threshold_counts`].
+type CountPair<'py> = (Bound<'py, PyArray1<u32>>, Bound<'py, PyArray1<u32>>);
+
+/// Per-language `>=` / `>` counts of a shard's score rows against thresholds; see
+/// `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (scores, first_row, lang_offsets, thr_indptr, thresholds))]
+fn threshold_counts<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    first_row: usize,
+    lang_offsets: &Bound<'py, PyAny>,
+    thr_indptr: &Bound<'py, PyAny>,
+    thresholds: &Bound<'py, PyAny>,
+) -> PyResult<CountPair<'py>> {
+    let offsets = i64_array(lang_offsets, "lang_offsets")?;
+    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
+    let indptr = i64_array(thr_indptr, "thr_indptr")?;
+    let indptr = contiguous(&indptr, "thr_indptr")?;
+    let (ge, gt) = match scores_array(scores)? {
+        Scores::F32(a) => shard_block(py, &a, first_row, &layout, indptr, thresholds)?,
+        Scores::F64(a) => shard_block(py, &a, first_row, &layout, indptr, thresholds)?,
+    };
+    Ok((ge.into_pyarray(py), gt.into_pyarray(py)))
+}
+
+fn shard_block<T: eval::Score + numpy::Element>(
+    py: Python<'_>,
+    a: &PyReadonlyArray2<'_, T>,
+    first_row: usize,
+    layout: &eval::Layout,
+    indptr: &[i64],
+    thresholds: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<u32>, Vec<u32>)> {
+    let (data, n) = checked_block(a, layout)?;
+    let thr = thresholds
+        .extract::<PyReadonlyArray1<'_, T>>()
+        .map_err(|_| {
+            PyTypeError::new_err(
+                "thresholds: expected a 1-d numpy array of the scores' dtype (float32 or float64)",
+            )
+        })?;
+    let thr = contiguous(&thr, "thresholds")?;
+    detached(py, || {
+        eval::threshold_counts(data, n, first_row, layout, indptr, thr)
+    })
+}
+
+fn u32_array<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray1<'py, u32>> {
+    obj.extract::<PyReadonlyArray1<'py, u32>>()
+        .map_err(|_| PyTypeError::new_err(format!("{field}: expected a 1-d numpy array of uint32")))
+}
+
+/// Per-question metrics from counts summed over candidate shards; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (thresholds, ge, gt, first_row, n_rows, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm))]
+#[allow(clippy::too_many_arguments)]
+fn metrics_from_counts<'py>(
+    py: Python<'py>,
+    thresholds: &Bound<'py, PyAny>,
+    ge: &Bound<'py, PyAny>,
+    gt: &Bound<'py, PyAny>,
+    first_row: usize,
+    n_rows: usize,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    lang_offsets: &Bound<'py, PyAny>,
+    recall_at: Vec<usize>,
+    map_at: usize,
+    map_norm: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let args = EvalArgs::new(
+        relevance_indptr,
+        relevance_indices,
+        lang_offsets,
+        recall_at,
+        map_at,
+        map_norm,
+    )?;
+    let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
+    let (ge, gt) = (u32_array(ge, "ge")?, u32_array(gt, "gt")?);
+    let (ge, gt) = (contiguous(&ge, "ge")?, contiguous(&gt, "gt")?);
+    let m = if let Ok(t) = thresholds.extract::<PyReadonlyArray1<'py, f32>>() {
+        let t = contiguous(&t, "thresholds")?;
+        detached(py, || {
+            eval::metrics_from_counts(first_row, n_rows, &rel, &layout, t, ge, gt, spec)
+        })?
+    } else if let Ok(t) = thresholds.extract::<PyReadonlyArray1<'py, f64>>() {
+        let t = contiguous(&t, "thresholds")?;
+        detached(py, || {
+            eval::metrics_from_counts(first_row, n_rows, &rel, &layout, t, ge, gt, spec)
+        })?
+    } else {
+        return Err(PyTypeError::new_err(
+            "thresholds: expected a 1-d numpy array of float32 or float64",
+        ));
+    };
     metrics_dict(py, m)
 }
 
@@ -666,6 +766,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bias_counts, m)?)?;
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
+    m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_offsets, m)?)?;

@@ -25,6 +25,7 @@ mod bias;
 mod counting;
 pub mod fused;
 mod kernel;
+mod shard;
 mod tasks;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -34,6 +35,7 @@ pub use aggregate::{aggregate, Aggregate};
 pub use bias::{bias_counts, BiasCounts};
 pub use counting::{simd_level, simd_name, SIMD_AVX2, SIMD_AVX512, SIMD_PORTABLE};
 pub use kernel::query_metrics;
+pub use shard::{metrics_from_counts, threshold_counts};
 pub use types::{
     Layout, MapNorm, QueryMetrics, QueryMetricsView, Relevance, Score, Spec, MAX_LANGS,
 };

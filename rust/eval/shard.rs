@@ -1,0 +1,353 @@
+//! Exact evaluation over candidate shards: counts add up across shards.
+//!
+//! Every metric of a question follows from, for each of its relevant candidates `j` (score
+//! `t_j`) and each candidate language `l`, the number of candidates of `l` scoring `>= t_j` and
+//! `> t_j` (see the module docs of [`super`]). A shard holding some of the candidates can count
+//! those over its own columns once it knows the thresholds `t_j` (each one scored by the shard
+//! that holds that candidate); summed over shards (one all-reduce) the counts are exactly those
+//! of the whole row, and [`metrics_from_counts`] turns them into the same per-question metrics as
+//! [`super::query_metrics`], bit for bit, without any process holding the whole score matrix.
+//!
+//! [`threshold_counts`] is also how the top-k language make-up is sharded: with the k-th largest
+//! score of the whole row as the threshold, the `>=` count of each language is the number of its
+//! candidates ranked `<= k`.
+
+use rayon::prelude::*;
+
+use super::*;
+use crate::error::{try_vec, CoreError, CoreResult};
+
+/// Rows handled by one parallel task.
+const ROWS_PER_TASK: usize = 32;
+
+/// Checks a CSR index array (`n_rows + 1` non-decreasing entries from 0 to `n_values`).
+fn check_indptr(
+    field: &'static str,
+    indptr: &[i64],
+    n_rows: usize,
+    n_values: usize,
+) -> CoreResult<()> {
+    if indptr.len() != n_rows + 1 {
+        return Err(CoreError::shape(
+            field,
+            format!(
+                "has {} entries, expected {} (rows + 1)",
+                indptr.len(),
+                n_rows + 1
+            ),
+        ));
+    }
+    if indptr[0] != 0 {
+        return Err(CoreError::value(field, "must start at 0"));
+    }
+    if indptr.windows(2).any(|w| w[1] < w[0]) {
+        return Err(CoreError::value(field, "must be non-decreasing"));
+    }
+    if indptr[n_rows] as u64 != n_values as u64 {
+        return Err(CoreError::shape(
+            field,
+            format!(
+                "ends at {} but there are {n_values} thresholds",
+                indptr[n_rows]
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// For each row of a block of scores (`n_rows x layout.n_candidates()`, row-major: a shard's
+/// columns, grouped by language as `layout` says) and each of that row's thresholds
+/// (`thr[thr_indptr[i]..thr_indptr[i + 1]]`), the number of the row's candidates of each
+/// language scoring `>=` and `>` the threshold. Returns `(ge, gt)`, each `thr.len() x L`
+/// (row-major). `first_row` only numbers the rows in error messages.
+pub fn threshold_counts<T: Score>(
+    scores: &[T],
+    n_rows: usize,
+    first_row: usize,
+    layout: &Layout,
+    thr_indptr: &[i64],
+    thr: &[T],
+) -> CoreResult<(Vec<u32>, Vec<u32>)> {
+    let n_cols = layout.n_candidates();
+    if scores.len() != n_rows.saturating_mul(n_cols) {
+        return Err(CoreError::shape(
+            "scores",
+            format!(
+                "has {} values, expected {n_rows} x {n_cols} (rows x shard candidates)",
+                scores.len()
+            ),
+        ));
+    }
+    check_indptr("thr_indptr", thr_indptr, n_rows, thr.len())?;
+    if let Some(i) = thr.iter().position(|t| !t.finite()) {
+        return Err(CoreError::value(
+            "thresholds",
+            format!("entry {i} is {}, not a finite score", thr[i].as_f64()),
+        ));
+    }
+    let nl = layout.n_langs();
+    let n_tasks = n_rows.div_ceil(ROWS_PER_TASK);
+    let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n_tasks)
+        .into_par_iter()
+        .map_init(Vec::new, |buf, task| {
+            let rows = task * ROWS_PER_TASK..((task + 1) * ROWS_PER_TASK).min(n_rows);
+            let (a0, b0) = (
+                thr_indptr[rows.start] as usize,
+                thr_indptr[rows.end] as usize,
+            );
+            let mut ge = try_vec("thresholds", &[b0 - a0, nl], 0u32)?;
+            let mut gt = try_vec("thresholds", &[b0 - a0, nl], 0u32)?;
+            for i in rows {
+                let (a, b) = (thr_indptr[i] as usize, thr_indptr[i + 1] as usize);
+                let row = &scores[i * n_cols..(i + 1) * n_cols];
+                let (ra, rb) = ((a - a0) * nl, (b - a0) * nl);
+                if !count_row_dispatch(
+                    row,
+                    &layout.offsets,
+                    &thr[a..b],
+                    &mut ge[ra..rb],
+                    &mut gt[ra..rb],
+                    buf,
+                ) {
+                    return Err(non_finite(row, first_row + i, 0));
+                }
+            }
+            Ok((ge, gt))
+        })
+        .collect::<CoreResult<_>>()?;
+    let mut ge = try_vec("thresholds", &[thr.len(), nl], 0u32)?;
+    let mut gt = try_vec("thresholds", &[thr.len(), nl], 0u32)?;
+    let mut at = 0;
+    for (g, t) in parts {
+        ge[at..at + g.len()].copy_from_slice(&g);
+        gt[at..at + t.len()].copy_from_slice(&t);
+        at += g.len();
+    }
+    Ok((ge, gt))
+}
+
+/// Per-question metrics of the questions `first_row..first_row + n_rows` from the counts of
+/// their relevant candidates over all candidates (summed [`threshold_counts`] of every shard).
+///
+/// `rel` must list each question's relevant candidates sorted and without repeats; `thr[rel_row_range]` are their scores in that order and `ge` /
+/// `gt` (`thr.len() x L`) their counts. `thr` covers the block only: its entry 0 is the first
+/// relevant candidate of question `first_row`. The result equals [`super::query_metrics`] of the
+/// full score rows bit for bit.
+#[allow(clippy::too_many_arguments)]
+pub fn metrics_from_counts<T: Score>(
+    first_row: usize,
+    n_rows: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+    thr: &[T],
+    ge: &[u32],
+    gt: &[u32],
+    spec: &Spec,
+) -> CoreResult<QueryMetrics> {
+    spec.validate()?;
+    rel.validate(layout.n_candidates())?;
+    rel.check_rows("thresholds", first_row, n_rows)?;
+    let nl = layout.n_langs();
+    let base = rel.indptr[first_row] as usize;
+    let end = rel.indptr[first_row + n_rows] as usize;
+    for q in first_row..first_row + n_rows {
+        let (a, b) = (rel.indptr[q] as usize, rel.indptr[q + 1] as usize);
+        if rel.indices[a..b].windows(2).any(|w| w[1] <= w[0]) {
+            return Err(CoreError::value(
+                "relevance_indices",
+                format!("question {q}: relevant candidates must be sorted without repeats"),
+            ));
+        }
+    }
+    if thr.len() != end - base {
+        return Err(CoreError::shape(
+            "thresholds",
+            format!(
+                "has {} values, expected {} (the relevant candidates of questions {first_row}..{})",
+                thr.len(),
+                end - base,
+                first_row + n_rows
+            ),
+        ));
+    }
+    for (field, v) in [("ge", ge), ("gt", gt)] {
+        if v.len() != thr.len().saturating_mul(nl) {
+            return Err(CoreError::shape(
+                field,
+                format!("has {} counts, expected {} x {nl}", v.len(), thr.len()),
+            ));
+        }
+    }
+    let n_ks = spec.recall_ks.len();
+    in_tasks(
+        n_rows,
+        nl,
+        n_ks,
+        ROWS_PER_TASK,
+        Scratch::<T>::default,
+        |sc, task, out| {
+            let first = task * ROWS_PER_TASK;
+            for i in 0..out.rows() {
+                let q = first_row + first + i;
+                relevant_columns(sc, rel, q, nl);
+                let (a, b) = (
+                    rel.indptr[q] as usize - base,
+                    rel.indptr[q + 1] as usize - base,
+                );
+                sc.thr.clear();
+                sc.thr.extend_from_slice(&thr[a..b]);
+                sc.ge.copy_from_slice(&ge[a * nl..b * nl]);
+                sc.gt.copy_from_slice(&gt[a * nl..b * nl]);
+                finish_row(sc, layout, spec, out.sink(i));
+            }
+            Ok(())
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small xorshift generator (no dependency).
+    fn rng(seed: &mut u64) -> u64 {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        *seed
+    }
+
+    #[test]
+    fn shard_counts_add_up_to_the_full_metrics() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let offsets = [0i64, 7, 7, 19, 40];
+        let layout = Layout::new(&offsets).unwrap();
+        let (n_rows, n_cols, nl) = (23usize, 40usize, 4usize);
+        // coarse scores: many ties, also between relevant candidates
+        let scores: Vec<f32> = (0..n_rows * n_cols)
+            .map(|_| (rng(&mut seed) % 9) as f32 * 0.25)
+            .collect();
+        let mut indptr = vec![0i64];
+        let mut indices = Vec::new();
+        for _ in 0..n_rows {
+            let mut cols: Vec<i64> = (0..rng(&mut seed) % 5)
+                .map(|_| (rng(&mut seed) % n_cols as u64) as i64)
+                .collect();
+            cols.sort_unstable();
+            cols.dedup();
+            indices.extend_from_slice(&cols);
+            indptr.push(indices.len() as i64);
+        }
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &indices,
+        };
+        let spec = Spec {
+            recall_ks: vec![1, 3],
+            map_k: 5,
+            map_norm: MapNorm::R,
+        };
+        let full = query_metrics(&scores, n_rows, 0, &rel, &layout, &spec).unwrap();
+        let thr: Vec<f32> = (0..n_rows)
+            .flat_map(|q| {
+                let (a, b) = (indptr[q] as usize, indptr[q + 1] as usize);
+                indices[a..b]
+                    .iter()
+                    .map(|&c| scores[q * n_cols + c as usize])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        for cuts in [vec![0usize, 40], vec![0, 13, 40], vec![0, 5, 5, 30, 40]] {
+            let mut ge = vec![0u32; thr.len() * nl];
+            let mut gt = vec![0u32; thr.len() * nl];
+            for w in cuts.windows(2) {
+                let (s, e) = (w[0], w[1]);
+                let local_off: Vec<i64> = offsets
+                    .iter()
+                    .map(|&o| (o as usize).clamp(s, e) as i64 - s as i64)
+                    .collect();
+                let local = Layout::new(&local_off).unwrap();
+                let block: Vec<f32> = (0..n_rows)
+                    .flat_map(|q| scores[q * n_cols + s..q * n_cols + e].to_vec())
+                    .collect();
+                let (g, t) = threshold_counts(&block, n_rows, 0, &local, &indptr, &thr).unwrap();
+                ge.iter_mut().zip(&g).for_each(|(x, y)| *x += y);
+                gt.iter_mut().zip(&t).for_each(|(x, y)| *x += y);
+            }
+            // in two blocks of questions
+            for (first, n) in [(0usize, 10usize), (10, 13)] {
+                let (a, b) = (indptr[first] as usize, indptr[first + n] as usize);
+                let m = metrics_from_counts(
+                    first,
+                    n,
+                    &rel,
+                    &layout,
+                    &thr[a..b],
+                    &ge[a * nl..b * nl],
+                    &gt[a * nl..b * nl],
+                    &spec,
+                )
+                .unwrap();
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                let r = first..first + n;
+                assert_eq!(bits(&m.ap), bits(&full.ap[r.clone()]));
+                assert_eq!(bits(&m.ap_at_k), bits(&full.ap_at_k[r.clone()]));
+                assert_eq!(bits(&m.rank_distance), bits(&full.rank_distance[r.clone()]));
+                assert_eq!(
+                    bits(&m.recall),
+                    bits(&full.recall[first * 2..(first + n) * 2])
+                );
+                assert_eq!(
+                    bits(&m.lang_ap),
+                    bits(&full.lang_ap[first * nl..(first + n) * nl])
+                );
+                assert_eq!(
+                    bits(&m.lang_recall),
+                    bits(&full.lang_recall[first * nl * 2..(first + n) * nl * 2])
+                );
+                assert_eq!(m.n_relevant, full.n_relevant[r]);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_not_panics() {
+        let layout = Layout::new(&[0, 2, 3]).unwrap();
+        let scores = [0.1f32, 0.2, 0.3, 0.4, 0.5, 0.6];
+        let thr = [0.2f32, 0.5];
+        assert!(threshold_counts(&scores, 2, 0, &layout, &[0, 1, 2], &thr).is_ok());
+        assert!(threshold_counts(&scores[..5], 2, 0, &layout, &[0, 1, 2], &thr).is_err());
+        assert!(threshold_counts(&scores, 2, 0, &layout, &[0, 1], &thr).is_err());
+        assert!(threshold_counts(&scores, 2, 0, &layout, &[0, 2, 1], &thr).is_err());
+        assert!(threshold_counts(&scores, 2, 0, &layout, &[0, 1, 3], &thr).is_err());
+        assert!(threshold_counts(&scores, 2, 0, &layout, &[0, 1, 2], &[0.2, f32::NAN]).is_err());
+        let mut bad = scores;
+        bad[4] = f32::INFINITY;
+        assert!(matches!(
+            threshold_counts(&bad, 2, 7, &layout, &[0, 1, 2], &thr),
+            Err(CoreError::NonFinite { row: 8, .. })
+        ));
+        let indptr = [0i64, 2, 2];
+        let unsorted = [1i64, 0];
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &unsorted,
+        };
+        let spec = Spec {
+            recall_ks: vec![1],
+            map_k: 1,
+            map_norm: MapNorm::R,
+        };
+        let (g, t) = ([0u32; 4], [0u32; 4]);
+        assert!(metrics_from_counts(0, 2, &rel, &layout, &thr, &g, &t, &spec).is_err());
+        let sorted = [0i64, 1];
+        let rel = Relevance {
+            indptr: &indptr,
+            indices: &sorted,
+        };
+        assert!(metrics_from_counts(0, 2, &rel, &layout, &thr, &g, &t, &spec).is_ok());
+        assert!(metrics_from_counts(0, 2, &rel, &layout, &thr[..1], &g, &t, &spec).is_err());
+        assert!(metrics_from_counts(0, 2, &rel, &layout, &thr, &g[..3], &t, &spec).is_err());
+        assert!(metrics_from_counts(1, 2, &rel, &layout, &thr, &g, &t, &spec).is_err());
+    }
+}
