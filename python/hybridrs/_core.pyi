@@ -63,6 +63,41 @@ def query_metrics_embeddings(
     :func:`fused_available` is false. Releases the GIL.
     """
 
+def threshold_counts(
+    scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    first_row: int,
+    lang_offsets: npt.NDArray[np.int64],
+    thr_indptr: npt.NDArray[np.int64],
+    thresholds: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """For each row of a block of scores over a shard of the candidates (C-contiguous, columns
+    grouped by language as ``lang_offsets`` says) and each of that row's thresholds
+    (``thresholds[thr_indptr[i]:thr_indptr[i + 1]]``, the scores' dtype), the number of the
+    row's candidates of each language scoring ``>=`` and ``>`` the threshold: ``(ge, gt)``, each
+    ``len(thresholds) x L`` flattened. Counts of disjoint shards add up to the counts of the whole
+    row. ``first_row`` numbers the rows in error messages. Releases the GIL.
+    """
+
+def metrics_from_counts(
+    thresholds: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    ge: npt.NDArray[np.uint32],
+    gt: npt.NDArray[np.uint32],
+    first_row: int,
+    n_rows: int,
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    lang_offsets: npt.NDArray[np.int64],
+    recall_at: list[int],
+    map_at: int,
+    map_norm: str,
+) -> dict[str, npt.NDArray[Any]]:
+    """Per-question metrics of the questions ``first_row .. first_row + n_rows`` from their
+    relevant candidates' scores (``thresholds``, in relevance order) and those candidates'
+    ``ge`` / ``gt`` counts over all candidates (:func:`threshold_counts` summed over shards).
+    Each question's relevant candidates must be sorted without repeats. The same fields as
+    :func:`query_metrics`, equal to it bit for bit. Releases the GIL.
+    """
+
 def fused_available() -> bool:
     """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
 

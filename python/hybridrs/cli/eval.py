@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -11,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data import DEFAULT_DATA_DIR, load_lareqa
-from ..evaluation import evaluate
-from ..evaluation.bias import bias_report
+from ..evaluation import EvalReport, evaluate
+from ..evaluation.bias import BiasReport, bias_report
 
 __all__ = ["eval_main"]
 
@@ -116,6 +117,8 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 def _run_eval(args: argparse.Namespace) -> int:
     if args.scores is not None and len(args.data) != 1:
         raise ValueError("--scores: give exactly one --data set with a score matrix")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return _run_sharded(args)
     progress = not args.no_progress
     from ..models import Encoder, TfidfEncoder, load_encoder
 
@@ -150,22 +153,80 @@ def _run_eval(args: argparse.Namespace) -> int:
             q, c = encoder.embed(ds, args.with_context, progress)
             report = evaluate(ds, q, c, progress=progress, **opts)
             bias = bias_report(ds, q, c)
-        name = Path(path).name or "data"
-        report.name = name
-        print(report.table())
-        b = bias.summary()
-        print(
-            f"language bias: Max@R {b['max@R']:.1f}  own-language first {b['own_first']:.3f}  "
-            f"top-10 own-language share {b['top10_own_share']:.3f} "
-            f"(pool share {b['own_pool_share']:.3f})"
+        _write(args, path, report, bias, t0)
+    return 0
+
+
+def _write(
+    args: argparse.Namespace, path: str, report: EvalReport, bias: BiasReport, t0: float
+) -> None:
+    """Prints the tables and writes the JSON reports and heatmaps of one data set."""
+    name = Path(path).name or "data"
+    report.name = name
+    print(report.table())
+    b = bias.summary()
+    print(
+        f"language bias: Max@R {b['max@R']:.1f}  own-language first {b['own_first']:.3f}  "
+        f"top-10 own-language share {b['top10_own_share']:.3f} "
+        f"(pool share {b['own_pool_share']:.3f})"
+    )
+    print(f"({time.perf_counter() - t0:.1f} s)\n")
+    out = args.output_dir
+    report.to_json(out / f"{name}.json")
+    report.plot(out / f"{name}.png")
+    bias.to_json(out / f"{name}-bias.json")
+    bias.heatmap(out / f"{name}-bias.png")
+    print(f"wrote {out / name}.json, .png and {out / name}-bias.json, -bias.png")
+
+
+def _run_sharded(args: argparse.Namespace) -> int:
+    """Under torchrun: every rank encodes and holds a shard of the candidates (and a share of
+    the questions) and the exact metrics come from counts summed across ranks
+    (:mod:`hybridrs.evaluation.sharded`); rank 0 prints and writes."""
+    if args.scores is not None or args.encoder == "tfidf":
+        raise ValueError(
+            "under torchrun the evaluation is sharded over the ranks and needs a neural encoder "
+            "(--encoder default or a model directory); run --encoder tfidf or --scores in one "
+            "process"
         )
-        print(f"({time.perf_counter() - t0:.1f} s)\n")
-        out = args.output_dir
-        report.to_json(out / f"{name}.json")
-        report.plot(out / f"{name}.png")
-        bias.to_json(out / f"{name}-bias.json")
-        bias.heatmap(out / f"{name}-bias.png")
-        print(f"wrote {out / name}.json, .png and {out / name}-bias.json, -bias.png")
+    from ..evaluation.sharded import encode_sharded, evaluate_sharded, init_from_env
+    from ..models import candidate_texts, load_encoder
+
+    rank, size = init_from_env(args.device)
+    device = args.device
+    if device is None or device == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    progress = not args.no_progress and rank == 0
+    encoder = load_encoder(
+        args.encoder,
+        query_prefix=args.query_prefix,
+        passage_prefix=args.passage_prefix,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        device=device,
+    )
+    if rank == 0:
+        args.output_dir.mkdir(parents=True, exist_ok=True)
+        print(f"sharded evaluation over {size} processes")
+    for path in args.data:
+        ds = load_lareqa(path, languages=args.languages)
+        t0 = time.perf_counter()
+        texts = candidate_texts(ds, args.with_context)
+        q, c, _ = encode_sharded(encoder, ds, texts, progress)
+        report, bias = evaluate_sharded(
+            ds,
+            q,
+            c,
+            recall_at=args.recall_at,
+            map_at=args.map_at,
+            map_norm=args.map_norm,
+            progress=progress,
+        )
+        if rank == 0:
+            _write(args, path, report, bias, t0)
     return 0
 
 

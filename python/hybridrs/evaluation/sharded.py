@@ -1,0 +1,384 @@
+"""Exact evaluation sharded over processes with ``torch.distributed`` (torchrun, multi-GPU and
+multi-node through its rendezvous).
+
+Each rank holds a contiguous shard of the candidates (:func:`shard_range`, whole blocks of
+:data:`COL_BLOCK` columns) and all question embeddings. For every block of questions a rank
+scores its own columns only (torch, on its device), and:
+
+1. the scores of each question's relevant candidates (the thresholds) are taken by the rank
+   that holds them and shared with one all-reduce (every other rank adds 0);
+2. the Rust kernel counts, over the rank's columns, how many candidates of each language score
+   ``>=`` and ``>`` every threshold (:func:`hybridrs._core.threshold_counts`), plus the ``>=``
+   counts of the k-th largest score of the row (from the ranks' local top k, all-gathered) for
+   the top-k language make-up;
+3. one all-reduce sums the counts: counts of disjoint shards add up to those of the whole row,
+   so mAP, recall@k, mAP@k, rank distance and every bias figure follow exactly
+   (:func:`hybridrs._core.metrics_from_counts`), with no rank ever holding the score matrix.
+
+Column blocks are fixed globally, so every score is computed by the same matmul call whatever
+the number of processes: 1, 2 or 3 processes give the same metrics bit for bit (tested). Without
+an initialised process group everything runs in the calling process (world size 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import _core
+from .._checks import as_int
+from ..data import RetrievalSet
+from .bias import BiasReport
+from .report import EvalReport
+
+__all__ = [
+    "COL_BLOCK",
+    "encode_sharded",
+    "evaluate_sharded",
+    "init_from_env",
+    "shard_range",
+    "sorted_relevance",
+    "world",
+]
+
+#: Candidate columns scored by one matmul call; shards are whole blocks.
+COL_BLOCK = 4096
+
+
+def world(group: Any = None) -> tuple[int, int]:
+    """``(rank, world_size)`` of the default (or given) process group; ``(0, 1)`` without one."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(group), dist.get_world_size(group)
+    return 0, 1
+
+
+def init_from_env(device: str | None = None) -> tuple[int, int]:
+    """Initialises the default process group from torchrun's environment (``WORLD_SIZE`` > 1):
+    NCCL when ``device`` is CUDA (default: CUDA when available), gloo otherwise. Returns
+    ``(rank, world_size)``; ``(0, 1)`` outside torchrun."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available() if device is None else str(device).startswith("cuda")
+        dist.init_process_group("nccl" if cuda else "gloo")
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return world()
+
+
+def shard_range(n: int, rank: int, world_size: int, block: int = COL_BLOCK) -> tuple[int, int]:
+    """The candidates ``start, stop`` that ``rank`` of ``world_size`` holds: whole blocks of
+    ``block`` columns, as even as blocks allow (a rank may hold none)."""
+    n = as_int(n, "n_candidates", 0)
+    world_size = as_int(world_size, "world_size", 1)
+    rank = as_int(rank, "rank", 0, world_size - 1)
+    nb = -(-n // block)
+    a, b = nb * rank // world_size, nb * (rank + 1) // world_size
+    return min(a * block, n), min(b * block, n)
+
+
+def sorted_relevance(ds: RetrievalSet) -> tuple[np.ndarray, np.ndarray]:
+    """The relevance CSR of ``ds`` with each question's candidates sorted and without repeats
+    (the order the thresholds and counts follow)."""
+    indptr = np.asarray(ds.relevance_indptr, dtype=np.int64)
+    indices = np.asarray(ds.relevance_indices, dtype=np.int64)
+    rows = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr))
+    order = np.lexsort((indices, rows))
+    r, c = rows[order], indices[order]
+    keep = np.ones(len(r), dtype=bool)
+    keep[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    r, c = r[keep], c[keep]
+    out = np.zeros(len(indptr), dtype=np.int64)
+    np.cumsum(np.bincount(r, minlength=len(indptr) - 1), out=out[1:])
+    return out, np.ascontiguousarray(c)
+
+
+def _local_offsets(ds: RetrievalSet, start: int, stop: int) -> np.ndarray:
+    off = np.asarray(ds.lang_offsets, dtype=np.int64)
+    return np.clip(off, start, stop) - start
+
+
+def encode_sharded(
+    encoder: Any,
+    ds: RetrievalSet,
+    candidate_texts: Sequence[str],
+    progress: bool = False,
+    col_block: int = COL_BLOCK,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Encodes ``ds`` across the ranks of the default process group: each rank encodes its
+    candidate shard (:func:`shard_range`) and keeps it, and an even share of the questions, all
+    gathered so that every rank holds every question. ``encoder`` is a
+    :class:`hybridrs.models.Encoder`; ``candidate_texts`` the texts of all candidates
+    (:func:`hybridrs.models.candidate_texts`). Returns ``(questions, local candidates, (start,
+    stop))``."""
+    import torch
+
+    rank, size = world()
+    if len(candidate_texts) != ds.n_candidates:
+        raise ValueError(
+            f"candidate_texts: has {len(candidate_texts)} texts but the data set has "
+            f"{ds.n_candidates} candidates"
+        )
+    start, stop = shard_range(ds.n_candidates, rank, size, col_block)
+    texts = list(candidate_texts[start:stop])
+    name = f"{ds.name} " if ds.name else ""
+    show = progress and rank == 0
+    dim = int(encoder.dim)
+    c = (
+        encoder.encode(texts, encoder.passage_prefix, show, f"{name}candidates")
+        if texts
+        else np.zeros((0, dim), dtype=np.float32)
+    )
+    nq = ds.n_questions
+    qa, qb = nq * rank // size, nq * (rank + 1) // size
+    qtexts = [x.text for x in ds.questions[qa:qb]]
+    q = (
+        encoder.encode(qtexts, encoder.query_prefix, show, f"{name}questions")
+        if qtexts
+        else np.zeros((0, dim), dtype=np.float32)
+    )
+    if size > 1:
+        import torch.distributed as dist
+
+        dev = _comm_device(None)
+        width = -(-nq // size) + 1
+        mine = torch.zeros((width, dim), dtype=torch.float32, device=dev)
+        mine[: qb - qa] = torch.from_numpy(q).to(dev)
+        parts = [torch.empty_like(mine) for _ in range(size)]
+        dist.all_gather(parts, mine)
+        q = np.concatenate(
+            [p[: nq * (r + 1) // size - nq * r // size].cpu().numpy() for r, p in enumerate(parts)]
+        )
+    return np.ascontiguousarray(q), np.ascontiguousarray(c), (start, stop)
+
+
+def _comm_device(group: Any) -> Any:
+    """Where collective tensors live: CUDA for NCCL, the CPU otherwise."""
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_initialized() and dist.get_backend(group) == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def evaluate_sharded(
+    dataset: RetrievalSet,
+    query_embeddings: Any,
+    local_candidates: Any,
+    *,
+    recall_at: Sequence[int] = (1, 10),
+    map_at: int = 10,
+    map_norm: str = "R",
+    top_k: Sequence[int] = (1, 10),
+    block_rows: int = 256,
+    col_block: int = COL_BLOCK,
+    device: Any = None,
+    group: Any = None,
+    keep_per_query: bool = True,
+    progress: bool = False,
+) -> tuple[EvalReport, BiasReport]:
+    """Exact evaluation with the candidates sharded over the ranks of ``group`` (see the module
+    docs); call it on every rank. Without a process group it runs in this process alone.
+
+    Args:
+        dataset: The retrieval set (all ranks load it; it holds texts and ids, not scores).
+        query_embeddings: All questions' embeddings ``(n_questions, d)``, float32 or float64.
+        local_candidates: This rank's candidates, rows ``shard_range(n_candidates, rank,
+            world_size)`` of the candidate embeddings, same dtype and ``d``.
+        recall_at, map_at, map_norm: As :func:`hybridrs.evaluate`.
+        top_k: Cutoffs of the bias dashboard's top-k language make-up.
+        block_rows: Questions scored per step.
+        col_block: Candidates scored per matmul call; shards are whole blocks (the same on
+            every rank and in every run that is compared: the result does not depend on the
+            number of ranks).
+        device: Torch device of the score blocks (default: the embeddings' device, or CUDA
+            under NCCL); counting always runs in Rust on the CPU.
+        group: The process group (default: the default group).
+        keep_per_query: Keep per-question values in the report.
+        progress: A progress bar over question blocks on rank 0.
+
+    Returns:
+        ``(EvalReport, BiasReport)``, the same on every rank.
+
+    Raises:
+        TypeError / ValueError: bad dtypes or shapes (every rank raises), or non-finite scores.
+    """
+    import torch
+    import torch.distributed as dist
+
+    rank, size = world(group)
+    nq, nc = dataset.n_questions, dataset.n_candidates
+    col_block = as_int(col_block, "col_block", 1)
+    start, stop = shard_range(nc, rank, size, col_block)
+    q = _tensor(query_embeddings, "query_embeddings")
+    c = _tensor(local_candidates, "local_candidates")
+    if q.shape[0] != nq:
+        raise ValueError(
+            f"query_embeddings: has {q.shape[0]} rows but the data set has {nq} questions"
+        )
+    if c.shape[0] != stop - start:
+        raise ValueError(
+            f"local_candidates: has {c.shape[0]} rows but rank {rank} of {size} holds "
+            f"candidates {start}..{stop} ({stop - start} rows; see shard_range)"
+        )
+    if c.shape[1] != q.shape[1]:
+        raise ValueError(
+            f"local_candidates: dimension {c.shape[1]} differs from query_embeddings' {q.shape[1]}"
+        )
+    if c.dtype != q.dtype:
+        raise TypeError(
+            f"local_candidates: dtype {c.dtype} differs from query_embeddings' {q.dtype}"
+        )
+    recall_at = [as_int(k, "recall_at", 1, (1 << 32) - 1) for k in recall_at]
+    top_k = [as_int(k, "top_k", 1, (1 << 32) - 1) for k in top_k]
+    map_at = as_int(map_at, "map_at", 1, (1 << 32) - 1)
+    block_rows = as_int(block_rows, "block_rows", 1)
+    dev = (
+        torch.device(device)
+        if device is not None
+        else (
+            torch.device("cuda", torch.cuda.current_device())
+            if _comm_device(group).type == "cuda"
+            else q.device
+        )
+    )
+    comm = _comm_device(group)
+    q, c = q.to(dev), c.to(dev)
+    np_dtype = np.float32 if q.dtype == torch.float32 else np.float64
+    n_l = len(dataset.languages)
+    offsets = np.asarray(dataset.lang_offsets, dtype=np.int64)
+    local_off = _local_offsets(dataset, start, stop)
+    indptr, indices = sorted_relevance(dataset)
+    cand_lang = np.searchsorted(offsets, indices, side="right") - 1
+    n_local = stop - start
+    kmax = min(max(top_k, default=1), nc)
+    k_eff = np.minimum(np.asarray(top_k, dtype=np.int64), nc)
+    parts: list[dict[str, np.ndarray]] = []
+    bias_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    starts: Any = range(0, nq, block_rows)
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="scoring (sharded)", unit="block")
+    for a in starts:
+        b = min(a + block_rows, nq)
+        n = b - a
+        s = torch.empty((n, n_local), dtype=q.dtype, device=dev)
+        for cs in range(0, n_local, col_block):
+            ce = min(cs + col_block, n_local)
+            # its own output, so that no call depends on the shard's width
+            s[:, cs:ce] = torch.mm(q[a:b], c[cs:ce].T)
+        # 1. thresholds (+ a non-finite flag) in one all-reduce
+        ia, ib = int(indptr[a]), int(indptr[b])
+        cols = indices[ia:ib]
+        rows = np.repeat(np.arange(n), np.diff(indptr[a : b + 1]))
+        own = (cols >= start) & (cols < stop)
+        thr = torch.zeros(ib - ia + 1, dtype=q.dtype, device=dev)
+        if own.any():
+            r_t = torch.from_numpy(rows[own]).to(dev)
+            c_t = torch.from_numpy(cols[own] - start).to(dev)
+            thr[torch.from_numpy(np.flatnonzero(own)).to(dev)] = s[r_t, c_t]
+        thr[-1] = 0.0 if bool(torch.isfinite(s).all()) else 1.0
+        thr = thr.to(comm)
+        # 2. the local top k of each row, gathered
+        top = torch.full((n, kmax), -torch.inf, dtype=q.dtype, device=dev)
+        if n_local:
+            kk = min(kmax, n_local)
+            top[:, :kk] = torch.topk(s, kk, dim=1).values
+        top = top.to(comm)
+        if size > 1:
+            dist.all_reduce(thr, group=group)
+            gathered = [torch.empty_like(top) for _ in range(size)]
+            dist.all_gather(gathered, top, group=group)
+            top = torch.cat(gathered, dim=1)
+        if float(thr[-1]) != 0.0:
+            raise ValueError(
+                f"scores: non-finite scores among questions {a}..{b} (NaN or infinite embeddings?)"
+            )
+        thr_np: Any = np.ascontiguousarray(thr[:-1].cpu().numpy(), dtype=np_dtype)
+        merged = torch.topk(top, kmax, dim=1).values.cpu().numpy()
+        top_thr: Any = np.ascontiguousarray(merged[:, k_eff - 1].reshape(-1), dtype=np_dtype)
+        s_np = np.ascontiguousarray(s.cpu().numpy())
+        del s
+        rel_ptr = np.ascontiguousarray(indptr[a : b + 1] - ia)
+        top_ptr = np.arange(n + 1, dtype=np.int64) * len(top_k)
+        ge_r, gt_r = _core.threshold_counts(s_np, a, local_off, rel_ptr, thr_np)
+        ge_t, _ = _core.threshold_counts(s_np, a, local_off, top_ptr, top_thr)
+        del s_np
+        # 3. one all-reduce of the counts
+        packed = torch.from_numpy(np.concatenate([ge_r, gt_r, ge_t]).astype(np.int64))
+        if size > 1:
+            packed = packed.to(comm)
+            dist.all_reduce(packed, group=group)
+        counts = packed.cpu().numpy().astype(np.uint32)
+        m = len(ge_r)
+        ge_r, gt_r, ge_t = counts[:m], counts[m : 2 * m], counts[2 * m :]
+        parts.append(
+            _core.metrics_from_counts(
+                thr_np, ge_r, gt_r, a, n, indptr, indices, offsets, recall_at, map_at, map_norm
+            )
+        )
+        bias_parts.append(_bias_from_counts(n, n_l, rows, cand_lang[ia:ib], gt_r, ge_t, len(top_k)))
+    per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    agg = _core.aggregate(per, dataset.question_lang, n_l, len(recall_at))
+    report = EvalReport(
+        dataset.languages,
+        agg,
+        recall_at=recall_at,
+        map_at=map_at,
+        map_norm=map_norm,
+        per_query=per if keep_per_query else None,
+        name=dataset.name,
+    )
+    max_rank, lang_min, top_counts = (np.concatenate(x) for x in zip(*bias_parts))
+    return report, BiasReport(dataset, top_k, max_rank, lang_min, top_counts)
+
+
+def _tensor(x: Any, field: str) -> Any:
+    import torch
+
+    if isinstance(x, np.ndarray):
+        if x.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{field}: dtype must be float32 or float64, got {x.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    elif not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"{field}: expected a numpy array or a torch tensor, got {type(x).__name__}"
+        )
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"{field}: dtype must be float32 or float64, got {x.dtype}")
+    if x.ndim != 2:
+        raise ValueError(f"{field}: expected a 2-d array, got shape {tuple(x.shape)}")
+    return x.contiguous()
+
+
+def _bias_from_counts(
+    n: int,
+    n_l: int,
+    rows: np.ndarray,
+    rel_lang: np.ndarray,
+    gt: np.ndarray,
+    ge_top: np.ndarray,
+    n_top: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The bias counts of :func:`hybridrs._core.bias_counts` from summed counts: each relevant
+    candidate's pooled rank is 1 + the candidates scored above it in any language."""
+    rank = 1 + gt.reshape(-1, n_l).sum(axis=1, dtype=np.int64)
+    max_rank = np.zeros(n, dtype=np.int64)
+    np.maximum.at(max_rank, rows, rank)
+    big = np.iinfo(np.int64).max
+    lang_min = np.full((n, n_l), big, dtype=np.int64)
+    np.minimum.at(lang_min, (rows, rel_lang), rank)
+    lang_min[lang_min == big] = 0
+    top_counts = ge_top.reshape(n, n_top, n_l).transpose(0, 2, 1).astype(np.int64)
+    return max_rank, lang_min.reshape(-1), top_counts.reshape(-1)

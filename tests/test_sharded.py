@@ -1,0 +1,184 @@
+"""Sharded exact evaluation (torch.distributed, gloo on CPU): 2 and 3 processes give the
+single-process result bit for bit, and equal the full-matrix kernel where the scores are exact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import hybridrs
+from hybridrs.evaluation import evaluate
+from hybridrs.evaluation.bias import bias_report
+from hybridrs.evaluation.sharded import evaluate_sharded, shard_range, sorted_relevance
+
+from .conftest import XQUAD
+
+torch = pytest.importorskip("torch")
+
+LANGS = ["ar", "de", "el"]
+COL_BLOCK = 256  # small blocks, so that 2 and 3 ranks hold uneven shards
+
+
+def _dataset() -> hybridrs.RetrievalSet:
+    return hybridrs.load_lareqa(XQUAD, languages=LANGS)
+
+
+def _embeddings(ds: hybridrs.RetrievalSet, exact: bool) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    d = 16
+    if exact:  # multiples of 1/4 in [-0.75, 0.75]: every dot product is exact in float32
+        q = rng.integers(-3, 4, (ds.n_questions, d)) / 4
+        c = rng.integers(-3, 4, (ds.n_candidates, d)) / 4
+    else:
+        q = rng.standard_normal((ds.n_questions, d))
+        c = rng.standard_normal((ds.n_candidates, d))
+    return q.astype(np.float32), c.astype(np.float32)
+
+
+def _flat(report, bias) -> dict[str, np.ndarray]:
+    out = {f"m_{k}": v for k, v in report.per_query.items()}
+    out["max_rank"] = bias.max_rank
+    out["lang_min_rank"] = bias.lang_min_rank
+    out["top_counts"] = bias.top_counts
+    return out
+
+
+def _run(ds, q, c, rank: int, size: int):
+    a, b = shard_range(ds.n_candidates, rank, size, COL_BLOCK)
+    return evaluate_sharded(
+        ds, q, c[a:b], recall_at=(1, 5, 10), top_k=(1, 10), block_rows=500, col_block=COL_BLOCK
+    )
+
+
+def _worker(rank: int, size: int, rdv: str, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=size)
+    try:
+        ds = _dataset()
+        for exact in (True, False):
+            q, c = _embeddings(ds, exact)
+            report, bias = _run(ds, q, c, rank, size)
+            if rank == size - 1:  # any rank holds the whole result
+                np.savez(f"{out}-{exact}.npz", **_flat(report, bias))
+    finally:
+        dist.destroy_process_group()
+
+
+def _assert_bits_equal(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> None:
+    assert sorted(a) == sorted(b)
+    for k in a:
+        x, y = np.asarray(a[k]), np.asarray(b[k])
+        assert x.shape == y.shape, k
+        if x.dtype.kind == "f":
+            bits = np.uint64 if x.itemsize == 8 else np.uint32
+            assert np.array_equal(x.view(bits), y.view(bits)), k
+        else:
+            assert np.array_equal(x, y), k
+
+
+def test_sorted_relevance_is_the_sorted_unique_csr() -> None:
+    ds = _dataset()
+    indptr, indices = sorted_relevance(ds)
+    for i in range(0, ds.n_questions, 97):
+        a, b = ds.relevance_indptr[i], ds.relevance_indptr[i + 1]
+        want = np.unique(ds.relevance_indices[a:b])
+        assert np.array_equal(indices[indptr[i] : indptr[i + 1]], want)
+
+
+def test_shard_ranges_tile_the_candidates() -> None:
+    for n, size in [(0, 2), (5, 3), (1000, 3), (4097, 2), (100, 7)]:
+        cuts = [shard_range(n, r, size, 64) for r in range(size)]
+        assert cuts[0][0] == 0 and cuts[-1][1] == n
+        assert all(cuts[r][1] == cuts[r + 1][0] for r in range(size - 1))
+        assert all(a % 64 == 0 or a == n for a, _ in cuts)
+    with pytest.raises(ValueError, match="rank"):
+        shard_range(10, 2, 2)
+
+
+def test_one_process_equals_the_full_matrix_kernel_on_exact_scores() -> None:
+    ds = _dataset()
+    q, c = _embeddings(ds, exact=True)
+    report, bias = _run(ds, q, c, 0, 1)
+    scores = q @ c.T
+    ref = evaluate(ds, scores, recall_at=(1, 5, 10))
+    ref_bias = bias_report(ds, scores, top_k=(1, 10))
+    _assert_bits_equal(_flat(report, bias), _flat(ref, ref_bias))
+    assert report.summary() == ref.summary()
+    assert bias.summary() == ref_bias.summary()
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_sharded_over_processes_equals_one_process_bit_for_bit(tmp_path: Path, size: int) -> None:
+    import torch.multiprocessing as mp
+
+    out = str(tmp_path / "res")
+    mp.spawn(_worker, args=(size, str(tmp_path / "rdv"), out), nprocs=size, join=True)
+    ds = _dataset()
+    for exact in (True, False):
+        q, c = _embeddings(ds, exact)
+        report, bias = _run(ds, q, c, 0, 1)
+        got = dict(np.load(f"{out}-{exact}.npz"))
+        _assert_bits_equal(got, _flat(report, bias))
+
+
+def test_bad_inputs_name_the_field() -> None:
+    ds = _dataset()
+    q, c = _embeddings(ds, exact=True)
+    with pytest.raises(ValueError, match="local_candidates"):
+        evaluate_sharded(ds, q, c[:10])
+    with pytest.raises(ValueError, match="query_embeddings"):
+        evaluate_sharded(ds, q[:5], c)
+    with pytest.raises(TypeError, match="local_candidates"):
+        evaluate_sharded(ds, q, c.astype(np.float64))
+    with pytest.raises(TypeError, match="query_embeddings"):
+        evaluate_sharded(ds, q.astype(np.int32), c)
+    bad = q.copy()
+    bad[3, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluate_sharded(ds, bad, c)
+
+
+def test_hybridrs_eval_under_torchrun(tmp_path: Path, tiny_model: Path) -> None:
+    """``torchrun --nproc_per_node 2 -m hybridrs.cli.eval`` gives the one-process figures (the
+    two runs encode in different batches, so embeddings may differ in the last bit)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    common = [
+        "--data", str(XQUAD), "--languages", "de", "el", "--encoder", str(tiny_model),
+        "--max_length", "32", "--no_progress",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, "-m", "hybridrs.cli.eval", *common, "--output_dir", str(tmp_path / "1")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert one.returncode == 0, one.stderr
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    two = subprocess.run(
+        [*torchrun, "--nproc_per_node", "2", "-m", "hybridrs.cli.eval", *common,
+         "--output_dir", str(tmp_path / "2")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "sharded evaluation over 2 processes" in two.stdout
+    a = json.loads((tmp_path / "1" / "xquad-r.json").read_text())
+    b = json.loads((tmp_path / "2" / "xquad-r.json").read_text())
+    for key in ("mono", "cross", "multi", "rank_distance"):
+        assert b["summary"][key] == pytest.approx(a["summary"][key], rel=1e-4), key
+    ba = json.loads((tmp_path / "1" / "xquad-r-bias.json").read_text())
+    bb = json.loads((tmp_path / "2" / "xquad-r-bias.json").read_text())
+    assert bb["summary"]["max@R"] == pytest.approx(ba["summary"]["max@R"], rel=1e-3)
+    bad = subprocess.run(
+        [*torchrun, "--nproc_per_node", "2", "-m", "hybridrs.cli.eval", "--data", str(XQUAD),
+         "--encoder", "tfidf", "--output_dir", str(tmp_path / "3")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "needs a neural encoder" in bad.stderr
