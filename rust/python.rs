@@ -346,6 +346,52 @@ fn metrics_from_counts<'py>(
     metrics_dict(py, m)
 }
 
+/// nDCG@k and recall@k (graded relevance) of a block of score rows; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, gains, ndcg_at, recall_at))]
+#[allow(clippy::too_many_arguments)]
+fn graded_metrics<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    first_row: usize,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    gains: &Bound<'py, PyAny>,
+    ndcg_at: usize,
+    recall_at: usize,
+) -> PyResult<Bound<'py, PyDict>> {
+    let indptr = i64_array(relevance_indptr, "relevance_indptr")?;
+    let indices = i64_array(relevance_indices, "relevance_indices")?;
+    let rel = eval::Relevance {
+        indptr: contiguous(&indptr, "relevance_indptr")?,
+        indices: contiguous(&indices, "relevance_indices")?,
+    };
+    let gains = gains
+        .extract::<PyReadonlyArray1<'py, f64>>()
+        .map_err(|_| PyTypeError::new_err("gains: expected a 1-d numpy array of float64"))?;
+    let gains = contiguous(&gains, "gains")?;
+    let m = match scores_array(scores)? {
+        Scores::F32(a) => {
+            let (n, c) = (a.shape()[0], a.shape()[1]);
+            let data = contiguous(&a, "scores")?;
+            detached(py, || {
+                eval::graded_metrics(data, n, first_row, c, &rel, gains, ndcg_at, recall_at)
+            })?
+        }
+        Scores::F64(a) => {
+            let (n, c) = (a.shape()[0], a.shape()[1]);
+            let data = contiguous(&a, "scores")?;
+            detached(py, || {
+                eval::graded_metrics(data, n, first_row, c, &rel, gains, ndcg_at, recall_at)
+            })?
+        }
+    };
+    let d = PyDict::new(py);
+    d.set_item("ndcg", m.ndcg.into_pyarray(py))?;
+    d.set_item("recall", m.recall.into_pyarray(py))?;
+    Ok(d)
+}
+
 /// Whether the CPU can run `query_metrics_embeddings` (AVX-512F and FMA).
 #[pyfunction]
 fn fused_available() -> bool {
@@ -767,6 +813,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;

@@ -21,16 +21,18 @@ from .data import (
     ParallelQA,
     Question,
     RetrievalSet,
+    load_beir,
     load_lareqa,
     load_parallel_qa,
 )
-from .evaluation import EvalReport, evaluate
+from .evaluation import EvalReport, GradedReport, evaluate, evaluate_graded
 from .models import TfidfEncoder
 from .sampling import HybridBatchSampler, PairPool
 
 __all__ = [
     "Candidate",
     "EvalReport",
+    "GradedReport",
     "HybridBatchSampler",
     "PairPool",
     "ParallelQA",
@@ -39,6 +41,8 @@ __all__ = [
     "TfidfEncoder",
     "__version__",
     "evaluate",
+    "evaluate_graded",
+    "load_beir",
     "load_lareqa",
     "load_parallel_qa",
 ]

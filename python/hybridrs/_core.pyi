@@ -98,6 +98,22 @@ def metrics_from_counts(
     :func:`query_metrics`, equal to it bit for bit. Releases the GIL.
     """
 
+def graded_metrics(
+    scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    first_row: int,
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    gains: npt.NDArray[np.float64],
+    ndcg_at: int,
+    recall_at: int,
+) -> dict[str, npt.NDArray[np.float64]]:
+    """nDCG@``ndcg_at`` (linear gains, as trec_eval's ``ndcg_cut``) and recall@``recall_at`` of
+    the score rows ``first_row ..`` over all their columns, ``gains`` aligned with
+    ``relevance_indices`` (each > 0). Ties are resolved by expectation over the orders of each
+    tie group; without ties, the usual definitions. ``ndcg`` and ``recall``: one per row, NaN
+    for a question without relevant candidates. Releases the GIL.
+    """
+
 def fused_available() -> bool:
     """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
 

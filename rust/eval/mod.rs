@@ -24,6 +24,7 @@ mod aggregate;
 mod bias;
 mod counting;
 pub mod fused;
+mod graded;
 mod kernel;
 mod shard;
 mod tasks;
@@ -34,6 +35,7 @@ mod types;
 pub use aggregate::{aggregate, Aggregate};
 pub use bias::{bias_counts, BiasCounts};
 pub use counting::{simd_level, simd_name, SIMD_AVX2, SIMD_AVX512, SIMD_PORTABLE};
+pub use graded::{graded_metrics, GradedMetrics};
 pub use kernel::query_metrics;
 pub use shard::{metrics_from_counts, threshold_counts};
 pub use types::{

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..data import DEFAULT_DATA_DIR, load_lareqa
+from ..data import DEFAULT_DATA_DIR, is_beir_dir, load_beir, load_lareqa
 from ..evaluation import EvalReport, evaluate
 from ..evaluation.bias import BiasReport, bias_report
 
@@ -34,7 +36,7 @@ def _eval_parser() -> argparse.ArgumentParser:
         "--data",
         nargs="+",
         default=[DEFAULT_DATA],
-        help=f"LAReQA directories (default: {DEFAULT_DATA})",
+        help=f"LAReQA or BEIR-layout directories (default: {DEFAULT_DATA})",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument(
@@ -50,6 +52,12 @@ def _eval_parser() -> argparse.ArgumentParser:
         help="a precomputed .npy score matrix (questions x candidates); one --data",
     )
     p.add_argument("--languages", nargs="+", help="restrict to these language codes")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="qrels split of BEIR / MIRACL-layout directories (corpus.jsonl, queries.jsonl, "
+        "qrels/<split>.tsv), which are scored with nDCG@10 and recall@100 (default: test)",
+    )
     p.add_argument(
         "--query_prefix",
         default=None,
@@ -137,6 +145,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     opts = {"recall_at": args.recall_at, "map_at": args.map_at, "map_norm": args.map_norm}
     for path in args.data:
+        if is_beir_dir(path):
+            _run_graded(args, path, encoder, progress)
+            continue
         ds = load_lareqa(path, languages=args.languages)
         t0 = time.perf_counter()
         if args.scores is not None or isinstance(encoder, TfidfEncoder):
@@ -155,6 +166,44 @@ def _run_eval(args: argparse.Namespace) -> int:
             bias = bias_report(ds, q, c)
         _write(args, path, report, bias, t0)
     return 0
+
+
+def _run_graded(args: argparse.Namespace, path: str, encoder: Any, progress: bool) -> None:
+    """A BEIR / MIRACL-layout directory: nDCG@10 and recall@100 (graded relevance, exact), and
+    for embeddings the hnswlib index's top-10 recall against exact search."""
+    from ..evaluation import evaluate_graded, hnsw_report
+    from ..models import TfidfEncoder
+
+    ds = load_beir(path, split=args.split)
+    if args.languages:
+        ds = ds.subset(languages=args.languages)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {"data": str(path), "split": args.split}
+    if args.scores is not None or isinstance(encoder, TfidfEncoder):
+        scores = (
+            _load_scores(args.scores)
+            if args.scores is not None
+            else encoder.scores(ds, False, progress)
+        )
+        rep = evaluate_graded(ds, scores)
+    else:
+        q, c = encoder.embed(ds, False, progress)
+        rep = evaluate_graded(ds, q, c, progress=progress)
+        out["retrieval"] = hnsw_report(q, c, ds)
+    out["summary"] = rep.summary()
+    out["per_language"] = rep.per_language()
+    s = out["summary"]
+    print(
+        f"{Path(path).name}: nDCG@10 {s['ndcg@10']:.4f}  recall@100 {s['recall@100']:.4f}  "
+        f"({s['n_questions']} questions, {ds.n_candidates} passages, "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
+    if "retrieval" in out:
+        r = out["retrieval"]["recall@10_vs_exact"]
+        print(f"hnswlib top-10 recall against exact search: {r:.4f}")
+    target = args.output_dir / f"{Path(path).name}-graded.json"
+    target.write_text(json.dumps(out, indent=2))
+    print(f"wrote {target}")
 
 
 def _write(

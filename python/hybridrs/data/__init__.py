@@ -1,9 +1,11 @@
-"""Data: LAReQA retrieval sets (evaluation), parallel question/passage pairs (training), their
-subsets and splits, and the one hub policy (fail fast when there is no hub).
+"""Data: LAReQA and BEIR / MIRACL-layout retrieval sets (evaluation), parallel
+question/passage pairs (training), their subsets and splits, and the one hub policy (fail
+fast when there is no hub).
 
 The first step of the pipeline: it imports nothing else of hybridrs but the Rust core.
 """
 
+from .beir import is_beir_dir, load_beir
 from .hub import hub_unreachable_reason
 from .lareqa import LANG_CODE_RE, Candidate, Question, RetrievalSet, load_lareqa
 from .parallel import ParallelQA, load_parallel_qa
@@ -23,6 +25,8 @@ __all__ = [
     "RetrievalSet",
     "eval_subset",
     "hub_unreachable_reason",
+    "is_beir_dir",
+    "load_beir",
     "load_lareqa",
     "load_parallel_qa",
     "split_validation",

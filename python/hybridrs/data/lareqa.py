@@ -88,6 +88,7 @@ class RetrievalSet:
         candidates: Sequence[Candidate],
         relevance: Sequence[Sequence[int]],
         name: str = "",
+        gains: Sequence[Sequence[float]] | None = None,
     ) -> None:
         self.languages: tuple[str, ...] = tuple(languages)
         self.questions: list[Question] = list(questions)
@@ -118,6 +119,17 @@ class RetrievalSet:
             self.relevance_indices.min() < 0 or self.relevance_indices.max() >= len(self.candidates)
         ):
             raise ValueError("relevance: candidate index out of range")
+        #: Graded relevance (BEIR / MIRACL qrels), aligned with ``relevance_indices``; ones for
+        #: binary sets.
+        self.relevance_gain = np.ones(len(flat), dtype=np.float64)
+        if gains is not None:
+            if [len(g) for g in gains] != lengths.tolist():
+                raise ValueError("gains: needs one gain per relevant candidate of each question")
+            self.relevance_gain = np.array([x for g in gains for x in g], dtype=np.float64)
+            if self.relevance_gain.size and not (
+                np.all(np.isfinite(self.relevance_gain)) and self.relevance_gain.min() > 0
+            ):
+                raise ValueError("gains: must be finite and > 0")
 
     # -- views -------------------------------------------------------------------------------
     @property
@@ -163,6 +175,8 @@ class RetrievalSet:
             h.update(f"c\x00{c.lang}\x00{c.text}\x00{c.context}\x01".encode())
         h.update(self.relevance_indptr.tobytes())
         h.update(self.relevance_indices.tobytes())
+        if np.any(self.relevance_gain != 1.0):  # graded sets only (binary keys unchanged)
+            h.update(self.relevance_gain.tobytes())
         return h.hexdigest()[:16]
 
     def __len__(self) -> int:
@@ -228,17 +242,20 @@ class RetrievalSet:
         new_index[keep_c] = np.arange(int(keep_c.sum()))
         qs: list[Question] = []
         rel: list[list[int]] = []
+        gains: list[list[float]] = []
         for i in np.flatnonzero(keep_q):
-            r = new_index[self.relevant(int(i))]
-            r = r[r >= 0]
-            if r.size == 0:
+            a, b = self.relevance_indptr[i], self.relevance_indptr[i + 1]
+            r = new_index[self.relevance_indices[a:b]]
+            kept = r >= 0
+            if not kept.any():
                 continue
             q = self.questions[int(i)]
             ans = int(new_index[q.answer])
             qs.append(Question(q.lang, q.id, q.text, ans, q.article))
-            rel.append(r.tolist())
+            rel.append(r[kept].tolist())
+            gains.append(self.relevance_gain[a:b][kept].tolist())
         cands = [c for c, k in zip(self.candidates, keep_c) if k]
-        return RetrievalSet(langs, qs, cands, rel, name=self.name)
+        return RetrievalSet(langs, qs, cands, rel, name=self.name, gains=gains)
 
 
 # -- loading -------------------------------------------------------------------------------

@@ -14,12 +14,19 @@ from .evaluate import map_at_k_of_rankings
 __all__ = ["exact_top_k", "hnsw_report"]
 
 
-def exact_top_k(q: np.ndarray, c: np.ndarray, k: int, block: int = 1024) -> np.ndarray:
-    """Exact top ``k`` candidates by inner product, a block of questions at a time (never the
-    whole score matrix in memory); ties broken by candidate index."""
+def exact_top_k(q: np.ndarray, c: np.ndarray, k: int, block: int | None = None) -> np.ndarray:
+    """Exact top ``k`` candidates by inner product, best first, a block of questions at a time
+    (never the whole score matrix in memory; a partial sort, so large corpora stay fast). Ties
+    inside the top k are broken by candidate index; a tie at the k-th score may keep any of the
+    tied candidates."""
+    rows = block or max(1, (64 << 20) // (max(c.shape[0], 1) * 4))
     out = np.empty((q.shape[0], k), dtype=np.int64)
-    for a in range(0, q.shape[0], block):
-        out[a : a + block] = np.argsort(-(q[a : a + block] @ c.T), axis=1, kind="stable")[:, :k]
+    for a in range(0, q.shape[0], rows):
+        s = q[a : a + rows] @ c.T
+        part = np.argpartition(-s, k - 1, axis=1)[:, :k] if k < s.shape[1] else np.argsort(-s)
+        vals = np.take_along_axis(s, part, axis=1)
+        order = np.lexsort((part, -vals), axis=1)
+        out[a : a + rows] = np.take_along_axis(part, order, axis=1)[:, :k]
     return out
 
 
