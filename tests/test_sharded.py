@@ -138,7 +138,7 @@ def test_bad_inputs_name_the_field() -> None:
         evaluate_sharded(ds, q.astype(np.int32), c)
     bad = q.copy()
     bad[3, 0] = np.nan
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="NaN or infinite"):
         evaluate_sharded(ds, bad, c)
 
 

@@ -1,0 +1,199 @@
+"""Scale benchmark: exact evaluation of a synthetic large multilingual set from embeddings.
+
+Default: 1M candidates x 10k queries, d = 384, 10 languages, parallel relevance (each query is
+relevant to its group's candidate in every language: 10 relevant per query). Candidates are
+``normalize(B[g] + 0.6 * lang[l] + 0.5 * noise)`` for group ``g`` and language ``l``, queries the
+same with more noise (2.2), so relevant candidates rank high as with a trained retriever, and the
+language term pulls own-language candidates up (a biased retriever).
+
+Printed side by side in one run: the bare matmul (torch, the same blocks of queries against all
+candidates, nothing else), exact evaluation in 1 process (:func:`evaluate_sharded` without a
+process group) and with the candidates sharded over 2 processes (gloo), each process's peak
+resident memory against the size of the full score matrix (never held), and whether the
+sharded metrics equal the single-process ones bit for bit.
+
+    python benches/bench_scale.py                        # 1M x 10k (a few minutes on 2 cores)
+    python benches/bench_scale.py --n_candidates 200000 --n_queries 2000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def cpu_info() -> str:
+    from hybridrs import _core
+
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} logical CPUs, SIMD level {_core.simd_level()}"
+
+
+def peak_rss_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class Synthetic:
+    """The data set, generated the same way in every process (seeded), candidates by block."""
+
+    def __init__(self, n_candidates: int, n_queries: int, dim: int, n_langs: int, seed: int = 0):
+        self.L, self.d, self.seed = n_langs, dim, seed
+        self.G = n_candidates // n_langs
+        self.nc = self.G * n_langs
+        rng = np.random.default_rng(seed)
+        self.base = rng.standard_normal((self.G, dim), dtype=np.float32)
+        self.lang = 2.0 * rng.standard_normal((n_langs, dim), dtype=np.float32) / np.sqrt(dim)
+        self.lang *= np.sqrt(dim) / np.linalg.norm(self.lang, axis=1, keepdims=True)
+        self.q_group = rng.integers(0, self.G, n_queries)
+        self.q_lang = np.sort(rng.integers(0, n_langs, n_queries))
+
+    def candidates(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (row ``l * G + g``: grouped by language)."""
+        out = np.empty((stop - start, self.d), dtype=np.float32)
+        block = 65536
+        for a in range(start - start % block, stop, block):
+            rng = np.random.default_rng((self.seed, 1, a // block))
+            noise = rng.standard_normal((block, self.d), dtype=np.float32)
+            lo, hi = max(a, start), min(a + block, stop)
+            rows = np.arange(lo, hi)
+            x = (
+                self.base[rows % self.G]
+                + 0.6 * self.lang[rows // self.G]
+                + 0.5 * noise[lo - a : hi - a]
+            )
+            out[lo - start : hi - start] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return out
+
+    def queries(self) -> np.ndarray:
+        rng = np.random.default_rng((self.seed, 2))
+        noise = rng.standard_normal((len(self.q_group), self.d), dtype=np.float32)
+        x = self.base[self.q_group] + 0.6 * self.lang[self.q_lang] + 2.2 * noise
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+    def dataset(self) -> Any:
+        """A duck-typed retrieval set (the arrays the evaluator reads; no texts)."""
+        ds = argparse.Namespace()
+        ds.languages = tuple(f"l{i}" for i in range(self.L))
+        ds.n_questions, ds.n_candidates = len(self.q_group), self.nc
+        ds.question_lang = self.q_lang.astype(np.int64)
+        ds.lang_offsets = (np.arange(self.L + 1) * self.G).astype(np.int64)
+        rel = self.q_group[:, None] + (np.arange(self.L) * self.G)[None, :]
+        ds.relevance_indices = np.ascontiguousarray(rel.reshape(-1), dtype=np.int64)
+        ds.relevance_indptr = (np.arange(ds.n_questions + 1) * self.L).astype(np.int64)
+        ds.name = "synthetic"
+        return ds
+
+
+def _flat(report: Any, bias: Any) -> dict[str, np.ndarray]:
+    out = {f"m_{k}": v for k, v in report.per_query.items()}
+    out.update(max_rank=bias.max_rank, lang_min_rank=bias.lang_min_rank, top=bias.top_counts)
+    return out
+
+
+def _evaluate(args: argparse.Namespace, rank: int, size: int) -> tuple[Any, Any, float]:
+    from hybridrs.evaluation.sharded import evaluate_sharded, shard_range
+
+    syn = Synthetic(args.n_candidates, args.n_queries, args.dim, args.langs)
+    ds = syn.dataset()
+    a, b = shard_range(ds.n_candidates, rank, size)
+    c, q = syn.candidates(a, b), syn.queries()
+    t0 = time.perf_counter()
+    report, bias = evaluate_sharded(ds, q, c, block_rows=args.block_rows)
+    return report, bias, time.perf_counter() - t0
+
+
+def _worker(rank: int, size: int, args: argparse.Namespace, rdv: str, out: str) -> None:
+    import torch
+    import torch.distributed as dist
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=size)
+    try:
+        report, bias, secs = _evaluate(args, rank, size)
+        np.save(f"{out}-time-{rank}.npy", np.array([secs, peak_rss_gib()]))
+        if rank == 0:
+            np.savez(f"{out}-res.npz", **_flat(report, bias))
+            s = report.summary()
+            np.save(f"{out}-summary.npy", np.array([s["mono"], s["cross"], s["multi"],
+                                                    s["rank_distance"]]))  # fmt: skip
+    finally:
+        dist.destroy_process_group()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--n_candidates", type=int, default=1_000_000)
+    p.add_argument("--n_queries", type=int, default=10_000)
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--langs", type=int, default=10)
+    p.add_argument("--block_rows", type=int, default=256)
+    p.add_argument("--procs", default="1,2", help="process counts to run (default: 1,2)")
+    args = p.parse_args()
+    import torch
+
+    os.environ.setdefault("RAYON_NUM_THREADS", str(os.cpu_count() or 2))
+    print(f"CPU: {cpu_info()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    syn = Synthetic(args.n_candidates, args.n_queries, args.dim, args.langs)
+    nq, nc = args.n_queries, syn.nc
+    full_gib = nq * nc * 4 / 2**30
+    print(
+        f"{nc:,} candidates x {nq:,} queries, d = {args.dim}, {args.langs} languages; the full "
+        f"float32 score matrix would take {full_gib:.1f} GiB"
+    )
+    # the bare matmul: the same blocks, nothing else
+    q = torch.from_numpy(syn.queries())
+    c = torch.from_numpy(syn.candidates(0, nc))
+    buf = torch.empty((args.block_rows, nc), dtype=torch.float32)
+    t0 = time.perf_counter()
+    for a in range(0, nq, args.block_rows):
+        b = min(a + args.block_rows, nq)
+        torch.mm(q[a:b], c.T, out=buf[: b - a])
+    t_mm = time.perf_counter() - t0
+    del c, buf, q
+    print(f"bare matmul (torch, blocks of {args.block_rows} queries): {t_mm:.1f} s")
+    results: dict[int, dict[str, np.ndarray]] = {}
+    for size in [int(x) for x in args.procs.split(",")]:
+        import torch.multiprocessing as mp
+
+        with tempfile.TemporaryDirectory() as tmp:
+            out = f"{tmp}/r"
+            os.environ["RAYON_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // size))
+            mp.spawn(_worker, args=(size, args, f"{tmp}/rdv", out), nprocs=size, join=True)
+            times = [np.load(f"{out}-time-{r}.npy") for r in range(size)]
+            results[size] = dict(np.load(f"{out}-res.npz"))
+            m = np.load(f"{out}-summary.npy")
+            s1 = dict(zip(["mono", "cross", "multi", "rank_distance"], m.tolist()))
+        secs = max(t[0] for t in times)
+        same = ""
+        if 1 in results:
+            eq = all(
+                np.array_equal(results[1][k], results[size][k], equal_nan=True) for k in results[1]
+            )
+            same = f"; equal to 1 process bit for bit: {eq}"
+        if size == 1:
+            print(f"1 process: mono {s1['mono']:.4f} cross {s1['cross']:.4f} multi "
+                  f"{s1['multi']:.4f} rank distance {s1['rank_distance']:.1f}")  # fmt: skip
+        print(
+            f"{size} process(es) (gloo, candidates sharded): exact evaluation {secs:.1f} s = "
+            f"{secs / t_mm:.2f}x the bare matmul; peak RSS per process "
+            f"{', '.join(f'{t[1]:.2f}' for t in times)} GiB{same}"
+        )
+
+
+if __name__ == "__main__":
+    main()
