@@ -13,12 +13,15 @@ __all__ = [
     "aggregate",
     "bias_counts",
     "fused_available",
+    "graded_metrics",
+    "metrics_from_counts",
     "query_metrics",
     "query_metrics_embeddings",
     "simd_level",
     "string_codes_fixed",
     "string_codes_list",
     "string_codes_offsets",
+    "threshold_counts",
 ]
 
 __version__: str
