@@ -94,17 +94,7 @@ pub fn bias_counts<T: Score>(
     top_ks: &[usize],
 ) -> CoreResult<BiasCounts> {
     let n_cols = layout.n_candidates();
-    rel.validate(n_cols)?;
-    if scores.len() != n_rows.saturating_mul(n_cols) {
-        return Err(CoreError::shape(
-            "scores",
-            format!("has {} values, expected {n_rows} x {n_cols}", scores.len()),
-        ));
-    }
-    rel.check_rows("scores", first_row, n_rows)?;
-    if n_cols == 0 {
-        return Err(CoreError::shape("scores", "has no candidate columns"));
-    }
+    check_score_block(scores.len(), n_rows, first_row, n_cols, rel)?;
     if top_ks.contains(&0) {
         return Err(CoreError::value("top_k", "cutoffs must be >= 1"));
     }

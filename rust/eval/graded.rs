@@ -60,17 +60,7 @@ pub fn graded_metrics<T: Score>(
     ndcg_k: usize,
     recall_k: usize,
 ) -> CoreResult<GradedMetrics> {
-    rel.validate(n_cols)?;
-    if scores.len() != n_rows.saturating_mul(n_cols) {
-        return Err(CoreError::shape(
-            "scores",
-            format!("has {} values, expected {n_rows} x {n_cols}", scores.len()),
-        ));
-    }
-    rel.check_rows("scores", first_row, n_rows)?;
-    if n_cols == 0 {
-        return Err(CoreError::shape("scores", "has no candidate columns"));
-    }
+    check_score_block(scores.len(), n_rows, first_row, n_cols, rel)?;
     if gains.len() != rel.indices.len() {
         return Err(CoreError::shape(
             "gains",

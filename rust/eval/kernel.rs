@@ -204,6 +204,29 @@ pub(crate) fn finish_row<T: Score>(
     }
 }
 
+/// Checks a block of score rows (`n_rows x n_cols` values, the questions `first_row..`) against
+/// the relevance: the shared input check of every row kernel.
+pub(crate) fn check_score_block(
+    n_values: usize,
+    n_rows: usize,
+    first_row: usize,
+    n_cols: usize,
+    rel: &Relevance<'_>,
+) -> CoreResult<()> {
+    rel.validate(n_cols)?;
+    if n_values != n_rows.saturating_mul(n_cols) {
+        return Err(CoreError::shape(
+            "scores",
+            format!("has {n_values} values, expected {n_rows} x {n_cols} (questions x candidates)"),
+        ));
+    }
+    rel.check_rows("scores", first_row, n_rows)?;
+    if n_cols == 0 {
+        return Err(CoreError::shape("scores", "has no candidate columns"));
+    }
+    Ok(())
+}
+
 /// Rows handled by one parallel task.
 const ROWS_PER_TASK: usize = 32;
 
@@ -219,20 +242,7 @@ pub fn query_metrics<T: Score>(
 ) -> CoreResult<QueryMetrics> {
     spec.validate()?;
     let n_cols = layout.n_candidates();
-    rel.validate(n_cols)?;
-    if scores.len() != n_rows.saturating_mul(n_cols) {
-        return Err(CoreError::shape(
-            "scores",
-            format!(
-                "has {} values, expected {n_rows} x {n_cols} (questions x candidates)",
-                scores.len()
-            ),
-        ));
-    }
-    rel.check_rows("scores", first_row, n_rows)?;
-    if n_cols == 0 {
-        return Err(CoreError::shape("scores", "has no candidate columns"));
-    }
+    check_score_block(scores.len(), n_rows, first_row, n_cols, rel)?;
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
     in_tasks(

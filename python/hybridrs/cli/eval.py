@@ -162,8 +162,16 @@ def _run_eval(args: argparse.Namespace) -> int:
             if encoder is None:  # pragma: no cover - set above when no --scores
                 raise ValueError("--encoder: no encoder")
             q, c = encoder.embed(ds, args.with_context, progress)
-            report = evaluate(ds, q, c, progress=progress, **opts)
-            bias = bias_report(ds, q, c)
+            if str(encoder.device).startswith("cuda"):
+                # score blocks on the GPU, counted by the Rust kernel (one process)
+                from ..evaluation.sharded import evaluate_sharded
+
+                report, bias = evaluate_sharded(
+                    ds, q, c, device=encoder.device, progress=progress, **opts
+                )
+            else:
+                report = evaluate(ds, q, c, progress=progress, **opts)
+                bias = bias_report(ds, q, c)
         _write(args, path, report, bias, t0)
     return 0
 
