@@ -182,3 +182,44 @@ def test_hybridrs_eval_under_torchrun(tmp_path: Path, tiny_model: Path) -> None:
     )  # fmt: skip
     assert bad.returncode != 0
     assert "needs a neural encoder" in bad.stderr
+
+
+def test_trainer_evaluation_is_sharded_under_torchrun(
+    tmp_path: Path, tiny_model: Path, small_train: Path
+) -> None:
+    """Under torchrun the trainer's evaluation runs on both ranks (candidates sharded); its
+    figures are those of the saved model evaluated in one process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hybridrs.data import eval_subset
+    from hybridrs.models import Encoder
+
+    out = tmp_path / "two"
+    args = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+        "--master_port", "29533", "-m", "hybridrs.cli.train", "--model", str(tiny_model),
+        "--train_data", str(small_train), "--output_dir", str(out),
+        "--per_device_train_batch_size", "4", "--max_steps", "2", "--skip_eval_before",
+        "--no_progress", "--dataloader_num_workers", "0", "--eval_data", str(XQUAD),
+        "--eval_languages", "de", "el", "--eval_articles", "0,1", "--eval_max_length", "32",
+    ]  # fmt: skip
+    proc = subprocess.run(
+        args,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    after = json.loads((out / "report.json").read_text())["after"]["xquad-r"]
+    ds = eval_subset(hybridrs.load_lareqa(XQUAD), ["de", "el"], "0,1", 0, True)
+    assert after["n_questions"] == ds.n_questions
+    enc = Encoder.load(out / "model", max_length=32)
+    q, c = enc.embed(ds, progress=False)
+    ref = evaluate(ds, q, c).summary()
+    for key in ("mono", "cross", "multi", "rank_distance"):
+        assert after["summary"][key] == pytest.approx(ref[key], rel=1e-4), key
+    assert after["retrieval"]["method"] in ("exact", "hnsw")

@@ -38,6 +38,7 @@ __all__ = [
     "col_block_for",
     "encode_sharded",
     "evaluate_sharded",
+    "gather_rows",
     "init_from_env",
     "shard_range",
     "sorted_relevance",
@@ -166,6 +167,27 @@ def encode_sharded(
             [p[: nq * (r + 1) // size - nq * r // size].cpu().numpy() for r, p in enumerate(parts)]
         )
     return np.ascontiguousarray(q), np.ascontiguousarray(c), (start, stop)
+
+
+def gather_rows(local: np.ndarray, n: int, to_rank: int = 0) -> np.ndarray | None:
+    """The rows of every rank's shard (:func:`shard_range` of ``n``), concatenated on
+    ``to_rank`` (``None`` on the others); ``local`` itself without a process group."""
+    import torch
+    import torch.distributed as dist
+
+    rank, size = world()
+    if size == 1:
+        return local
+    dev = _comm_device(None)
+    cuts = [shard_range(n, r, size) for r in range(size)]
+    width = max(b - a for a, b in cuts)
+    mine = torch.zeros((width, local.shape[1]), dtype=torch.from_numpy(local[:0]).dtype, device=dev)
+    mine[: len(local)] = torch.from_numpy(np.ascontiguousarray(local)).to(dev)
+    parts = [torch.empty_like(mine) for _ in range(size)] if rank == to_rank else None
+    dist.gather(mine, parts, dst=to_rank)
+    if parts is None:
+        return None
+    return np.concatenate([p[: b - a].cpu().numpy() for p, (a, b) in zip(parts, cuts)])
 
 
 def _comm_device(group: Any) -> Any:

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..data import RetrievalSet, eval_subset, load_lareqa
 from ..evaluation import EvalReport, evaluate, hnsw_report
-from ..models import Encoder, cached_embeddings
+from ..evaluation.sharded import encode_sharded, evaluate_sharded, gather_rows, world
+from ..models import Encoder, cached_embeddings, candidate_texts
 from .settings import TrainConfig
 
 __all__ = ["RunEvaluator"]
@@ -70,14 +71,31 @@ class RunEvaluator:
     def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
         """Evaluates on every eval set; writes heatmaps (and the hnswlib indexes into
         ``index_dir``); returns the summaries. ``cached``: the untrained model's embeddings
-        may come from (and go to) the embedding cache."""
+        may come from (and go to) the embedding cache. Under torchrun every rank must call it:
+        encoding and exact evaluation are sharded over the ranks
+        (:mod:`hybridrs.evaluation.sharded`); rank 0 gathers the candidates for the hnswlib
+        index, writes and returns the results (the other ranks return ``{}``)."""
         results: dict[str, Any] = {}
         seen = self.seen
         c = self.cfg
+        rank, size = world()
         for name, full, ds in self.eval_sets():
             t0 = time.perf_counter()
-            q, cand = self._embed(ds, cached)
-            report = evaluate(ds, q, cand)
+            if size > 1:
+                # under torchrun: every rank encodes a shard, exact metrics from summed counts
+                q, local, _ = encode_sharded(
+                    self.encoder,
+                    ds,
+                    candidate_texts(ds),
+                    progress=not self.cfg.no_progress and rank == 0,
+                )
+                report, _ = evaluate_sharded(ds, q, local)
+                cand = gather_rows(local, ds.n_candidates, to_rank=0)
+                if rank != 0 or cand is None:
+                    continue
+            else:
+                q, cand = self._embed(ds, cached)
+                report = evaluate(ds, q, cand)
             report.name = f"{name} ({tag})"
             report.plot(self.out / f"heatmap_{name}_{tag}.png")
             langs = list(ds.languages)

@@ -306,7 +306,10 @@ class Trainer:
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
-        """Evaluates on every eval set (main process only); see :class:`RunEvaluator`."""
+        """Evaluates on every eval set (sharded over the ranks under torchrun, results on the
+        main process); see :class:`RunEvaluator`."""
+        if self.world_size > 1 and self.cfg.eval_data:
+            return self.evaluator.evaluate_all(tag, cached, index_dir)
         if not self.main:
             return {}
         return self.evaluator.evaluate_all(tag, cached, index_dir)
