@@ -6,11 +6,12 @@ relevant to its group's candidate in every language: 10 relevant per query). Can
 same with more noise (2.2), so relevant candidates rank high as with a trained retriever, and the
 language term pulls own-language candidates up (a biased retriever).
 
-Printed side by side in one run: the bare matmul (torch, the same blocks of queries against all
-candidates, nothing else), exact evaluation in 1 process (:func:`evaluate_sharded` without a
-process group) and with the candidates sharded over 2 processes (gloo), each process's peak
-resident memory against the size of the full score matrix (never held), and whether the
-sharded metrics equal the single-process ones bit for bit.
+Printed side by side in one run: the bare matmul (numpy and torch, the same blocks of queries
+against all candidates, nothing else; the faster is the baseline), exact evaluation in 1
+process (:func:`evaluate_sharded` in a process group of one) and with the candidates sharded
+over 2 processes (gloo), each process's peak resident memory against the size of the full
+score matrix (never held), and whether the sharded metrics equal the single-process ones bit
+for bit.
 
     python benches/bench_scale.py                        # 1M x 10k (a few minutes on 2 cores)
     python benches/bench_scale.py --n_candidates 200000 --n_queries 2000   # quick
@@ -155,17 +156,27 @@ def main() -> None:
         f"{nc:,} candidates x {nq:,} queries, d = {args.dim}, {args.langs} languages; the full "
         f"float32 score matrix would take {full_gib:.1f} GiB"
     )
-    # the bare matmul: the same blocks, nothing else
-    q = torch.from_numpy(syn.queries())
-    c = torch.from_numpy(syn.candidates(0, nc))
-    buf = torch.empty((args.block_rows, nc), dtype=torch.float32)
+    # the bare matmul: the same blocks of queries against all candidates, nothing else; numpy's
+    # BLAS and torch's, the faster one is the baseline
+    qn, cn = syn.queries(), syn.candidates(0, nc)
+    buf = np.empty((args.block_rows, nc), dtype=np.float32)
     t0 = time.perf_counter()
     for a in range(0, nq, args.block_rows):
         b = min(a + args.block_rows, nq)
-        torch.mm(q[a:b], c.T, out=buf[: b - a])
-    t_mm = time.perf_counter() - t0
-    del c, buf, q
-    print(f"bare matmul (torch, blocks of {args.block_rows} queries): {t_mm:.1f} s")
+        np.matmul(qn[a:b], cn.T, out=buf[: b - a])
+    t_np = time.perf_counter() - t0
+    q, c, tbuf = torch.from_numpy(qn), torch.from_numpy(cn), torch.from_numpy(buf)
+    t0 = time.perf_counter()
+    for a in range(0, nq, args.block_rows):
+        b = min(a + args.block_rows, nq)
+        torch.mm(q[a:b], c.T, out=tbuf[: b - a])
+    t_torch = time.perf_counter() - t0
+    del c, cn, buf, tbuf, q
+    t_mm = min(t_np, t_torch)
+    print(
+        f"bare matmul, blocks of {args.block_rows} queries x all candidates: numpy {t_np:.1f} s, "
+        f"torch {t_torch:.1f} s (baseline: the faster, {t_mm:.1f} s)"
+    )
     results: dict[int, dict[str, np.ndarray]] = {}
     for size in [int(x) for x in args.procs.split(",")]:
         import torch.multiprocessing as mp
