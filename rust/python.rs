@@ -346,6 +346,31 @@ fn metrics_from_counts<'py>(
     metrics_dict(py, m)
 }
 
+/// The `k` largest values of each score row, decreasing; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (scores, first_row, k))]
+fn row_top_values<'py>(
+    py: Python<'py>,
+    scores: &Bound<'py, PyAny>,
+    first_row: usize,
+    k: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match scores_array(scores)? {
+        Scores::F32(a) => {
+            let (n, c) = (a.shape()[0], a.shape()[1]);
+            let data = contiguous(&a, "scores")?;
+            let v = detached(py, || eval::row_top_values(data, n, first_row, c, k))?;
+            v.into_pyarray(py).into_any()
+        }
+        Scores::F64(a) => {
+            let (n, c) = (a.shape()[0], a.shape()[1]);
+            let data = contiguous(&a, "scores")?;
+            let v = detached(py, || eval::row_top_values(data, n, first_row, c, k))?;
+            v.into_pyarray(py).into_any()
+        }
+    })
+}
+
 /// nDCG@k and recall@k (graded relevance) of a block of score rows; see `hybridrs._core.pyi`.
 #[pyfunction]
 #[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, gains, ndcg_at, recall_at))]
@@ -814,6 +839,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
     m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
+    m.add_function(wrap_pyfunction!(row_top_values, m)?)?;
     m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;

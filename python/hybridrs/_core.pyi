@@ -17,6 +17,7 @@ __all__ = [
     "metrics_from_counts",
     "query_metrics",
     "query_metrics_embeddings",
+    "row_top_values",
     "simd_level",
     "string_codes_fixed",
     "string_codes_list",
@@ -115,6 +116,17 @@ def graded_metrics(
     ``relevance_indices`` (each > 0). Ties are resolved by expectation over the orders of each
     tie group; without ties, the usual definitions. ``ndcg`` and ``recall``: one per row, NaN
     for a question without relevant candidates. Releases the GIL.
+    """
+
+def row_top_values(
+    scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    first_row: int,
+    k: int,
+) -> npt.NDArray[Any]:
+    """The ``k`` largest values of each row (C-contiguous), in decreasing order with repeats,
+    flattened ``rows x k`` in the scores' dtype; rows with fewer than ``k`` values are padded
+    with ``-inf``. ``first_row`` numbers rows in error messages (a non-finite score is a
+    ValueError). Releases the GIL.
     """
 
 def fused_available() -> bool:

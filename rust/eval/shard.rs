@@ -205,6 +205,81 @@ pub fn metrics_from_counts<T: Score>(
     )
 }
 
+/// The largest value of a short run, lane by lane (so that it vectorises) and then across.
+#[inline(always)]
+fn chunk_max<T: Score>(chunk: &[T]) -> T {
+    let mut lanes = [chunk[0]; 8];
+    let mut parts = chunk.chunks_exact(8);
+    for c in &mut parts {
+        for i in 0..8 {
+            lanes[i] = if c[i] > lanes[i] { c[i] } else { lanes[i] };
+        }
+    }
+    let mut m = lanes[0];
+    for &x in lanes[1..].iter().chain(parts.remainder()) {
+        m = if x > m { x } else { m };
+    }
+    m
+}
+
+/// The `k` largest values of each row of a block (`n_rows x n_cols`, row-major), in decreasing
+/// order with repeats (a row with fewer than `k` values is padded with negative infinity).
+/// Merged over shards (the top `k` of the union of the shards' top `k`), the `j`-th value is the
+/// `j`-th largest score of the whole row: the cutoff of the top-`j` language make-up. One pass
+/// over each row, rows in parallel; a non-finite score is an error.
+pub fn row_top_values<T: Score>(
+    scores: &[T],
+    n_rows: usize,
+    first_row: usize,
+    n_cols: usize,
+    k: usize,
+) -> CoreResult<Vec<T>> {
+    if scores.len() != n_rows.saturating_mul(n_cols) {
+        return Err(CoreError::shape(
+            "scores",
+            format!("has {} values, expected {n_rows} x {n_cols}", scores.len()),
+        ));
+    }
+    if k == 0 {
+        return Err(CoreError::value("k", "must be >= 1"));
+    }
+    let neg = T::NEG_INFINITY;
+    let mut out = try_vec("k", &[n_rows, k], neg)?;
+    if n_cols == 0 {
+        return Ok(out);
+    }
+    out.par_chunks_mut(k)
+        .zip(scores.par_chunks(n_cols))
+        .enumerate()
+        .try_for_each(|(i, (top, row))| {
+            if !T::all_finite(row) {
+                return Err(non_finite(row, first_row + i, 0));
+            }
+            // `top` stays sorted in decreasing order; once it is full, a chunk whose largest
+            // value does not beat the k-th is skipped after one vectorised max
+            let mut filled = 0usize;
+            for chunk in row.chunks(32) {
+                if filled == k && chunk_max(chunk) <= top[k - 1] {
+                    continue;
+                }
+                for &x in chunk {
+                    if filled == k && x <= top[k - 1] {
+                        continue;
+                    }
+                    let mut j = if filled < k { filled } else { k - 1 };
+                    while j > 0 && top[j - 1] < x {
+                        top[j] = top[j - 1];
+                        j -= 1;
+                    }
+                    top[j] = x;
+                    filled = (filled + 1).min(k);
+                }
+            }
+            Ok(())
+        })?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +383,29 @@ mod tests {
                 assert_eq!(m.n_relevant, full.n_relevant[r]);
             }
         }
+    }
+
+    #[test]
+    fn row_top_values_are_the_sorted_head() {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let (n_rows, n_cols) = (9usize, 50usize);
+        let scores: Vec<f32> = (0..n_rows * n_cols)
+            .map(|_| (rng(&mut seed) % 13) as f32 - 6.0)
+            .collect();
+        for k in [1usize, 3, 10, 50, 60] {
+            let top = row_top_values(&scores, n_rows, 0, n_cols, k).unwrap();
+            for i in 0..n_rows {
+                let mut row = scores[i * n_cols..(i + 1) * n_cols].to_vec();
+                row.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                row.resize(k, f32::NEG_INFINITY);
+                assert_eq!(&top[i * k..(i + 1) * k], &row[..k]);
+            }
+        }
+        let mut bad = scores.clone();
+        bad[60] = f32::NAN;
+        assert!(row_top_values(&bad, n_rows, 0, n_cols, 3).is_err());
+        assert!(row_top_values(&scores, n_rows, 0, n_cols, 0).is_err());
+        assert!(row_top_values(&scores[..10], n_rows, 0, n_cols, 1).is_err());
     }
 
     #[test]

@@ -7,6 +7,8 @@ use crate::error::{CoreError, CoreResult};
 pub trait Score: Copy + PartialOrd + Send + Sync + 'static {
     /// Positive infinity.
     const INFINITY: Self;
+    /// Negative infinity.
+    const NEG_INFINITY: Self;
     /// Whether the value is neither NaN nor infinite.
     fn finite(self) -> bool;
     /// The value as f64 (for error messages).
@@ -73,6 +75,7 @@ pub(crate) const COMPACT_PAD: usize = 16;
 
 impl Score for f32 {
     const INFINITY: Self = f32::INFINITY;
+    const NEG_INFINITY: Self = f32::NEG_INFINITY;
     #[inline(always)]
     fn finite(self) -> bool {
         self.is_finite()
@@ -158,6 +161,7 @@ impl Score for f32 {
 
 impl Score for f64 {
     const INFINITY: Self = f64::INFINITY;
+    const NEG_INFINITY: Self = f64::NEG_INFINITY;
     #[inline(always)]
     fn finite(self) -> bool {
         self.is_finite()
