@@ -361,20 +361,29 @@ def evaluate_sharded(
         thr_np: Any = np.ascontiguousarray(thr.cpu().numpy(), dtype=np_dtype)
         merged = torch.topk(top, kmax, dim=1).values.cpu().numpy()
         top_thr: Any = np.ascontiguousarray(merged[:, k_eff - 1].reshape(-1), dtype=np_dtype)
-        rel_ptr = np.ascontiguousarray(indptr[a : b + 1] - ia)
-        top_ptr = np.arange(n + 1, dtype=np.int64) * len(top_k)
+        # one threshold list per row: its relevant candidates' scores, then the top-k cutoffs
+        # (one counting pass; a cutoff equal to a relevant score is counted once)
+        n_top = len(top_k)
+        r = np.diff(indptr[a : b + 1])
+        both_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(r + n_top, out=both_ptr[1:])
+        rel_pos = both_ptr[rows] + (np.arange(ib - ia) - (indptr[a:b] - ia)[rows])
+        top_pos = ((both_ptr[:-1] + r)[:, None] + np.arange(n_top)[None, :]).reshape(-1)
+        both_thr: Any = np.empty(int(both_ptr[-1]), dtype=np_dtype)
+        both_thr[rel_pos] = thr_np
+        both_thr[top_pos] = top_thr
         # counts of the column blocks add up like those of the shards
-        ge_r = np.zeros((ib - ia) * n_l, dtype=np.int64)
-        gt_r = np.zeros_like(ge_r)
-        ge_t = np.zeros(n * len(top_k) * n_l, dtype=np.int64)
+        ge = np.zeros((len(both_thr), n_l), dtype=np.int64)
+        gt = np.zeros_like(ge)
         for j, x in enumerate(blocks):
             cs = start + j * col_block
             off = np.clip(offsets, cs, cs + x.shape[1]) - cs
             x_np = np.ascontiguousarray(x.cpu().numpy())
-            g, t = _core.threshold_counts(x_np, a, off, rel_ptr, thr_np)
-            ge_r += g
-            gt_r += t
-            ge_t += _core.threshold_counts(x_np, a, off, top_ptr, top_thr)[0]
+            g, t = _core.threshold_counts(x_np, a, off, both_ptr, both_thr)
+            ge += g.reshape(-1, n_l)
+            gt += t.reshape(-1, n_l)
+        ge_r, gt_r = ge[rel_pos].reshape(-1), gt[rel_pos].reshape(-1)
+        ge_t = ge[top_pos].reshape(-1)
         del blocks
         # 3. one all-reduce of the counts
         packed = torch.from_numpy(np.concatenate([ge_r, gt_r, ge_t]))
