@@ -26,20 +26,11 @@ from pathlib import Path
 import numpy as np
 
 import hybridrs
+from _machine import cpu_model
 from hybridrs import reference
 from hybridrs.models import TfidfEncoder
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "xquad-r"
-
-
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def best_of(fn, repeat: int) -> float:

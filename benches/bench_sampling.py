@@ -13,13 +13,13 @@ Run: ``python benches/bench_sampling.py [--groups N] [--repeats 3]``.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import resource
 import time
 
 import numpy as np
 
+from _machine import cpu_info
 from hybridrs import HybridBatchSampler, PairPool
 from hybridrs.reference import ReferencePairPool, reference_plan_epoch
 
@@ -28,22 +28,6 @@ def timed(fn):
     t = time.perf_counter()
     out = fn()
     return out, time.perf_counter() - t
-
-
-def cpu_info() -> str:
-    """The CPU model and the SIMD level the Rust kernels can use."""
-    model, flags = platform.processor() or "?", set()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name") and model in ("?", "", "x86_64"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    simd = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "portable"
-    return f"{model}, {os.cpu_count()} cores, SIMD level {simd}"
 
 
 def best(fn, repeats: int):

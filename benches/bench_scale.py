@@ -21,28 +21,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def cpu_info() -> str:
-    from hybridrs import _core
-
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, SIMD level {_core.simd_level()}"
+from _machine import cpu_info
 
 
 def peak_rss_gib() -> float:

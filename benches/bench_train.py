@@ -15,13 +15,13 @@ turn runs ``--warmup`` untimed steps, then ``--steps`` timed ones; the best turn
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from _machine import cpu_info
 
 
 def _device_name(device: str) -> str:
@@ -29,15 +29,7 @@ def _device_name(device: str) -> str:
 
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(torch.device(device))
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} logical CPUs, torch {torch.get_num_threads()} threads"
+    return f"{cpu_info()}, torch {torch.get_num_threads()} threads"
 
 
 def _pairs(n: int) -> list[tuple[str, str]]:
