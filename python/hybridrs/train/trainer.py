@@ -308,7 +308,7 @@ class Trainer:
     def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
         """Evaluates on every eval set (sharded over the ranks under torchrun, results on the
         main process); see :class:`RunEvaluator`."""
-        if self.world_size > 1 and self.cfg.eval_data:
+        if self.world_size > 1:  # every rank takes part (sharded); rank 0 gets the results
             return self.evaluator.evaluate_all(tag, cached, index_dir)
         if not self.main:
             return {}
