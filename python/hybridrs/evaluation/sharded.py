@@ -128,7 +128,6 @@ def encode_sharded(
     :class:`hybridrs.models.Encoder`; ``candidate_texts`` the texts of all candidates
     (:func:`hybridrs.models.candidate_texts`). Returns ``(questions, local candidates, (start,
     stop))``."""
-    import torch
 
     rank, size = world()
     if len(candidate_texts) != ds.n_candidates:
@@ -155,23 +154,23 @@ def encode_sharded(
         else np.zeros((0, dim), dtype=np.float32)
     )
     if size > 1:
-        import torch.distributed as dist
-
-        dev = _comm_device(None)
-        width = -(-nq // size) + 1
-        mine = torch.zeros((width, dim), dtype=torch.float32, device=dev)
-        mine[: qb - qa] = torch.from_numpy(q).to(dev)
-        parts = [torch.empty_like(mine) for _ in range(size)]
-        dist.all_gather(parts, mine)
-        q = np.concatenate(
-            [p[: nq * (r + 1) // size - nq * r // size].cpu().numpy() for r, p in enumerate(parts)]
-        )
+        shares = [nq * (r + 1) // size - nq * r // size for r in range(size)]
+        q = _gather(q, shares, to_rank=None)
     return np.ascontiguousarray(q), np.ascontiguousarray(c), (start, stop)
 
 
 def gather_rows(local: np.ndarray, n: int, to_rank: int = 0) -> np.ndarray | None:
     """The rows of every rank's shard (:func:`shard_range` of ``n``), concatenated on
     ``to_rank`` (``None`` on the others); ``local`` itself without a process group."""
+    _, size = world()
+    cuts = [shard_range(n, r, size) for r in range(size)]
+    return _gather(local, [b - a for a, b in cuts], to_rank)
+
+
+def _gather(local: np.ndarray, sizes: list[int], to_rank: int | None) -> Any:
+    """Every rank's rows (rank ``r`` holds ``sizes[r]``) in rank order: on ``to_rank`` only
+    (``None`` on the others), or on every rank when ``to_rank`` is None. One collective over
+    rows padded to the largest share."""
     import torch
     import torch.distributed as dist
 
@@ -179,15 +178,19 @@ def gather_rows(local: np.ndarray, n: int, to_rank: int = 0) -> np.ndarray | Non
     if size == 1:
         return local
     dev = _comm_device(None)
-    cuts = [shard_range(n, r, size) for r in range(size)]
-    width = max(b - a for a, b in cuts)
-    mine = torch.zeros((width, local.shape[1]), dtype=torch.from_numpy(local[:0]).dtype, device=dev)
+    dtype = torch.from_numpy(local[:0]).dtype
+    mine = torch.zeros((max(max(sizes), 1), local.shape[1]), dtype=dtype, device=dev)
     mine[: len(local)] = torch.from_numpy(np.ascontiguousarray(local)).to(dev)
-    parts = [torch.empty_like(mine) for _ in range(size)] if rank == to_rank else None
-    dist.gather(mine, parts, dst=to_rank)
+    parts: list[Any] | None
+    if to_rank is None:
+        parts = [torch.empty_like(mine) for _ in range(size)]
+        dist.all_gather(parts, mine)
+    else:
+        parts = [torch.empty_like(mine) for _ in range(size)] if rank == to_rank else None
+        dist.gather(mine, parts, dst=to_rank)
     if parts is None:
         return None
-    return np.concatenate([p[: b - a].cpu().numpy() for p, (a, b) in zip(parts, cuts)])
+    return np.concatenate([p[:k].cpu().numpy() for p, k in zip(parts, sizes)])
 
 
 def _comm_device(group: Any) -> Any:
@@ -272,16 +275,10 @@ def evaluate_sharded(
     top_k = [as_int(k, "top_k", 1, (1 << 32) - 1) for k in top_k]
     map_at = as_int(map_at, "map_at", 1, (1 << 32) - 1)
     block_rows = as_int(block_rows, "block_rows", 1)
-    dev = (
-        torch.device(device)
-        if device is not None
-        else (
-            torch.device("cuda", torch.cuda.current_device())
-            if _comm_device(group).type == "cuda"
-            else q.device
-        )
-    )
     comm = _comm_device(group)
+    dev = (
+        torch.device(device) if device is not None else (comm if comm.type == "cuda" else q.device)
+    )
     q, c = q.to(dev), c.to(dev)
     on_cpu = dev.type == "cpu"
     q_np: Any = q.numpy() if on_cpu else None
