@@ -283,30 +283,24 @@ pub fn row_top_values<T: Score>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A small xorshift generator (no dependency).
-    fn rng(seed: &mut u64) -> u64 {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        *seed
-    }
+    use crate::eval::tests::lcg;
 
     #[test]
     fn shard_counts_add_up_to_the_full_metrics() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let offsets = [0i64, 7, 7, 19, 40];
         let layout = Layout::new(&offsets).unwrap();
         let (n_rows, n_cols, nl) = (23usize, 40usize, 4usize);
         // coarse scores: many ties, also between relevant candidates
-        let scores: Vec<f32> = (0..n_rows * n_cols)
-            .map(|_| (rng(&mut seed) % 9) as f32 * 0.25)
+        let scores: Vec<f32> = lcg(1, n_rows * n_cols)
+            .iter()
+            .map(|u| (u * 9.0).floor() as f32 * 0.25)
             .collect();
+        let (counts, picks) = (lcg(2, n_rows), lcg(3, n_rows * 4));
         let mut indptr = vec![0i64];
         let mut indices = Vec::new();
-        for _ in 0..n_rows {
-            let mut cols: Vec<i64> = (0..rng(&mut seed) % 5)
-                .map(|_| (rng(&mut seed) % n_cols as u64) as i64)
+        for q in 0..n_rows {
+            let mut cols: Vec<i64> = (0..(counts[q] * 5.0) as usize)
+                .map(|j| (picks[q * 4 + j] * n_cols as f64) as i64)
                 .collect();
             cols.sort_unstable();
             cols.dedup();
@@ -387,10 +381,10 @@ mod tests {
 
     #[test]
     fn row_top_values_are_the_sorted_head() {
-        let mut seed = 0x1234_5678_9abc_def1u64;
         let (n_rows, n_cols) = (9usize, 50usize);
-        let scores: Vec<f32> = (0..n_rows * n_cols)
-            .map(|_| (rng(&mut seed) % 13) as f32 - 6.0)
+        let scores: Vec<f32> = lcg(4, n_rows * n_cols)
+            .iter()
+            .map(|u| (u * 13.0).floor() as f32 - 6.0)
             .collect();
         for k in [1usize, 3, 10, 50, 60] {
             let top = row_top_values(&scores, n_rows, 0, n_cols, k).unwrap();
