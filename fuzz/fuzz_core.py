@@ -320,7 +320,65 @@ def _strategies() -> dict[str, Any]:
             case[what] = draw(st.one_of(st.sampled_from(["mono", "cross", "x"]), st.integers()))
         return case
 
+    @st.composite
+    def strings_case(draw: Any) -> dict[str, Any]:
+        alphabet = st.sampled_from([*"aqz09-_\x00é日本", "ü", "\U0001f600"])
+        word = st.text(alphabet, min_size=1, max_size=draw(st.sampled_from([3, 12, 40])))
+        pool = draw(st.lists(word, min_size=1, max_size=draw(st.sampled_from([4, 60, 3000]))))
+        n = draw(st.integers(1, 5000))
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        values = [pool[i] for i in rng.integers(0, len(pool), n)]
+        case: dict[str, Any] = {
+            "values": values,
+            "layout": draw(st.sampled_from(["list", "U", "S", "arrow", "large_arrow", "raw"])),
+            "order": draw(st.sampled_from(["sorted", "first_seen", "random"])),
+        }
+        case["valid"] = case["order"] != "random"
+        what = draw(st.sampled_from(["none", "none", "none", "empty", "offsets"]))
+        if what == "empty":
+            values[draw(st.integers(0, n - 1))] = ""
+            case["valid"] = False
+        elif what == "offsets":
+            case["layout"] = "raw"
+            case["corrupt"] = draw(st.sampled_from(["order", "beyond", "negative", "dtype"]))
+            case["valid"] = False
+        return case
+
+    @st.composite
+    def dense_case(draw: Any) -> dict[str, Any]:
+        n_groups = draw(st.integers(1, 40))
+        n_langs = draw(st.integers(1, 5))
+        g, lg = [], []
+        for gi in range(n_groups):
+            k = draw(st.integers(1, n_langs))
+            for lang in draw(st.permutations(range(n_langs)))[:k]:
+                g.append(gi)
+                lg.append(lang)
+        perm = draw(st.permutations(range(len(g))))
+        case: dict[str, Any] = {
+            "g": np.array(g, dtype=np.uint32)[perm],
+            "l": np.array(lg, dtype=np.uint32)[perm],
+            "ng": n_groups,
+            "nl": n_langs,
+        }
+        what = draw(st.sampled_from(["none", "none", "g", "l", "ng", "nl", "dup", "len"]))
+        case["valid"] = what == "none" or (what == "dup" and len(g) < 2)
+        if what in ("g", "l"):
+            top = n_groups if what == "g" else n_langs  # codes must be below it
+            case[what][draw(st.integers(0, len(g) - 1))] = draw(
+                st.sampled_from([top, top + 3, 2**32 - 1])
+            )
+        elif what in ("ng", "nl"):
+            case[what] = draw(st.sampled_from([0, 2**24 + 1, 2**40, 300]))
+        elif what == "dup" and len(g) > 1:
+            case["g"][1], case["l"][1] = case["g"][0], case["l"][0]
+        elif what == "len":
+            case["l"] = case["l"][:-1]
+        return case
+
     return {
+        "strings": strings_case(),
+        "dense_pool": dense_case(),
         "query_metrics": metrics_case(),
         "aggregate": aggregate_case(),
         "pool": pool_case(),
@@ -461,7 +519,92 @@ def check_wrappers(a: dict[str, Any]) -> str:
     return "ok"
 
 
+def _string_reference(values: list[str], order: str) -> tuple[list[int], list[int]]:
+    """Codes and first rows of ``values`` by plain Python: first-seen, or sorted by code point."""
+    first: dict[str, int] = {}
+    for i, v in enumerate(values):
+        first.setdefault(v, i)
+    keys = sorted(first) if order == "sorted" else list(first)
+    code = {k: c for c, k in enumerate(keys)}
+    return [code[v] for v in values], [first[k] for k in keys]
+
+
+def _valid_or_refused(check: Any, a: dict[str, Any]) -> str:
+    """A valid case must give the reference's result; an invalid one a documented error."""
+    try:
+        out = check(a)
+    except DOCUMENTED:
+        return "mismatch" if a["valid"] else "error"
+    return out if a["valid"] else "mismatch"
+
+
+def check_strings(a: dict[str, Any]) -> str:
+    return _valid_or_refused(_check_strings, a)
+
+
+def check_dense_pool(a: dict[str, Any]) -> str:
+    return _valid_or_refused(_check_dense_pool, a)
+
+
+def _check_strings(a: dict[str, Any]) -> str:
+    import pyarrow as pa
+
+    from hybridrs import _core
+
+    values, layout, order = a["values"], a["layout"], a["order"]
+    if layout in ("U", "S") and any(v.endswith("\x00") for v in values):
+        layout = "list"  # numpy drops trailing NULs itself: not the strings given
+    if layout == "list":
+        got = _core.string_codes_list("ids", values, order)
+    elif layout in ("U", "S"):
+        if layout == "S":
+            arr = np.array([v.encode() for v in values], dtype="S")
+            unit = 1
+        else:
+            arr = np.array(values, dtype="U")
+            unit = 4
+        got = _core.string_codes_fixed(
+            "ids", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit, order
+        )
+    else:
+        typ = pa.large_string() if layout == "large_arrow" else pa.string()
+        arr = pa.array(values, type=typ)
+        width = np.int64 if layout == "large_arrow" else np.int32
+        offsets = np.frombuffer(arr.buffers()[1], dtype=width)[: len(values) + 1].copy()
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
+        bad = a.get("corrupt")
+        if bad == "order" and len(offsets) > 2:
+            offsets[1], offsets[2] = offsets[2] + 1, offsets[1]
+        elif bad in ("beyond", "order"):  # (one string: nothing to put out of order)
+            offsets[-1] = len(data) + 5
+        elif bad == "negative":
+            offsets[0] = -1
+        elif bad == "dtype":
+            offsets = offsets.astype(np.float64)
+        got = _core.string_codes_offsets("ids", data, offsets, order)
+    codes, first = _string_reference(values, order)
+    return "ok" if got[0].tolist() == codes and got[1].tolist() == first else "mismatch"
+
+
+def _check_dense_pool(a: dict[str, Any]) -> str:
+    from hybridrs import _core
+
+    pool = _core.PairPool.from_dense(a["g"], a["ng"], a["l"], a["nl"])
+    want = _core.PairPool.from_codes(a["g"].astype(np.int64), a["l"].astype(np.int64), a["nl"])
+    if pool.n_groups != a["ng"] or pool.n_rows != want.n_rows:
+        return "mismatch"
+    same = all(
+        all(np.array_equal(x, y) for x, y in zip(pool.group(k), want.group(k)))
+        for k in range(pool.n_groups)
+    )
+    s, w = pool.stats(), want.stats()
+    same = same and s.keys() == w.keys() and all(np.array_equal(s[k], w[k]) for k in s)
+    return "ok" if same else "mismatch"
+
+
 CHECKS = {
+    "strings": check_strings,
+    "dense_pool": check_dense_pool,
     "query_metrics": check_query_metrics,
     "aggregate": check_aggregate,
     "pool": check_pool,

@@ -6,11 +6,12 @@
 //! 1-byte units, both padded with zero units at the end) or a data buffer with offsets
 //! (pyarrow string arrays, and Python lists copied once into that layout).
 //!
-//! Algorithm: rows are read in order, one chunk per thread, each chunk numbering its distinct
-//! strings in a hash table keyed by a 64-bit hash (strings compared exactly on a hit, so a hash
-//! collision cannot merge two ids); the chunks' numberings are merged in row order (first-seen
-//! ids), optionally renumbered by sorting the distinct strings, and a parallel pass writes each
-//! row's code.
+//! Algorithm (see [`string_codes`]): few distinct strings (language codes) are numbered in
+//! place, chunk by chunk, with small tables that stay in L1; many (question ids) are hash-
+//! partitioned into up to 256 buckets (short keys packed with their row in 16 bytes, gathered
+//! through write-combining buffers), each bucket numbered in cache, strings compared exactly (a
+//! hash collision cannot merge two ids); then one numbering by first row or by sorting the
+//! distinct strings, and each thread writes the codes of its chunk of rows.
 
 use crate::error::{CoreError, CoreResult};
 use rayon::prelude::*;
@@ -18,6 +19,7 @@ use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 
 /// How distinct strings are numbered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,8 +47,42 @@ pub enum Keys<'a> {
         /// The concatenated strings.
         data: &'a [u8],
         /// `n + 1` non-decreasing offsets into `data`.
-        offsets: &'a [i64],
+        offsets: Offsets<'a>,
     },
+}
+
+/// Offsets into the data of [`Keys::Offsets`]: 32-bit (pyarrow `string`) or 64-bit (pyarrow
+/// `large_string`, and lists of `str`), read as they are.
+#[derive(Debug, Clone, Copy)]
+pub enum Offsets<'a> {
+    /// `int32` offsets.
+    I32(&'a [i32]),
+    /// `int64` offsets.
+    I64(&'a [i64]),
+}
+
+impl Offsets<'_> {
+    fn len(&self) -> usize {
+        match *self {
+            Offsets::I32(o) => o.len(),
+            Offsets::I64(o) => o.len(),
+        }
+    }
+
+    /// Entry `i`, widened.
+    #[inline(always)]
+    fn at(&self, i: usize) -> i64 {
+        match *self {
+            Offsets::I32(o) => i64::from(o[i]),
+            Offsets::I64(o) => o[i],
+        }
+    }
+
+    /// Row `i`'s byte range (the offsets validated).
+    #[inline(always)]
+    fn span(&self, i: usize) -> (usize, usize) {
+        (self.at(i) as usize, self.at(i + 1) as usize)
+    }
 }
 
 impl<'a> Keys<'a> {
@@ -69,11 +105,11 @@ impl<'a> Keys<'a> {
                 Ok(data.len() / width)
             }
             Keys::Offsets { data, offsets } => {
-                if offsets.is_empty() {
+                if offsets.len() == 0 {
                     return Err(CoreError::shape(field, "offsets: needs n + 1 entries"));
                 }
                 let mut prev = 0i64;
-                for (i, &o) in offsets.iter().enumerate() {
+                for (i, o) in (0..offsets.len()).map(|i| (i, offsets.at(i))) {
                     if o < prev || o as u64 > data.len() as u64 || (i == 0 && o < 0) {
                         return Err(CoreError::value(
                             field,
@@ -99,7 +135,10 @@ impl<'a> Keys<'a> {
                 }
                 &cell[..end]
             }
-            Keys::Offsets { data, offsets } => &data[offsets[i] as usize..offsets[i + 1] as usize],
+            Keys::Offsets { data, offsets } => {
+                let (s, e) = offsets.span(i);
+                &data[s..e]
+            }
         }
     }
 
@@ -155,7 +194,12 @@ fn hash_bytes(s: &[u8]) -> u64 {
     let rest = chunks.remainder();
     tail[..rest.len()].copy_from_slice(rest);
     h = (h.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(K);
-    // final avalanche (murmur3 fmix64) so that the top bits pick buckets evenly
+    fmix64(h)
+}
+
+/// murmur3's final avalanche, so that the top bits pick buckets evenly.
+#[inline]
+fn fmix64(mut h: u64) -> u64 {
     h ^= h >> 33;
     h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
     h ^= h >> 33;
@@ -163,44 +207,362 @@ fn hash_bytes(s: &[u8]) -> u64 {
     h ^ (h >> 33)
 }
 
-/// Passes a precomputed `u64` through (the keys are already well-mixed hashes).
+/// Hash of an inline key.
+#[inline]
+fn hash_inline(k: u128) -> u64 {
+    let (hi, lo) = ((k >> 64) as u64, k as u64);
+    fmix64((hi.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ lo).wrapping_mul(0x517c_c1b7_2722_0a95))
+}
+
+/// Hasher of the numbering tables: byte keys through [`hash_bytes`], inline keys through
+/// [`hash_inline`], `u64` keys (already hashes) passed through. The top bits, which chose the
+/// bucket and are equal for every key in it, are rotated away from the bits the table uses for
+/// its tags (top) and slots (bottom).
 #[derive(Default)]
-struct PassThrough(u64);
-impl Hasher for PassThrough {
+struct KeyHasher(u64);
+impl Hasher for KeyHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8) | u64::from(b);
+        self.0 = hash_bytes(bytes).rotate_left(32);
+    }
+    fn write_usize(&mut self, _: usize) {} // the length prefix of a slice key: in hash_bytes
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x.rotate_left(32);
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.0 = hash_inline(x).rotate_left(32);
+    }
+}
+type Table<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
+
+/// Open-addressing table of inline keys (`entry >> 32` of [`Keys::inline`], never 0): each
+/// slot holds `key << 32 | id` (0 = empty), one 16-byte slot read per lookup.
+struct InlineTable {
+    slots: Vec<u128>,
+    len: usize,
+}
+
+impl InlineTable {
+    fn new(expected: usize) -> Self {
+        InlineTable {
+            slots: vec![0; (2 * expected).next_power_of_two().max(16)],
+            len: 0,
         }
     }
-    fn write_u64(&mut self, x: u64) {
-        // the top bits chose the bucket and are equal for every key in it: rotate them away
-        // from the bits the table uses for its tags (top) and slots (bottom)
-        self.0 = x.rotate_left(32);
+
+    /// Multiplicative hash: the top bits of one product (independent of the bucket's bits).
+    #[inline(always)]
+    fn slot(key: u128, shift: u32) -> usize {
+        let h = ((key as u64) ^ ((key >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            .wrapping_mul(0xd6e8_feb8_6659_fd93);
+        (h >> shift) as usize
+    }
+
+    /// The id of `key`, or `next` after inserting it (then `true`).
+    #[inline(always)]
+    fn id(&mut self, key: u128, next: u32) -> (u32, bool) {
+        let mask = self.slots.len() - 1;
+        let mut i = Self::slot(key, 64 - self.slots.len().trailing_zeros());
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                self.slots[i] = (key << 32) | u128::from(next);
+                self.len += 1;
+                if 2 * self.len > self.slots.len() {
+                    self.grow();
+                }
+                return (next, true);
+            }
+            if s >> 32 == key {
+                return (s as u32, false);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let bigger = vec![0; 2 * self.slots.len()];
+        let old = std::mem::replace(&mut self.slots, bigger);
+        let mask = self.slots.len() - 1;
+        let shift = 64 - self.slots.len().trailing_zeros();
+        for s in old.into_iter().filter(|&s| s != 0) {
+            let mut i = Self::slot(s >> 32, shift);
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
     }
 }
 
-/// Bits of the hash that choose a bucket (4 to 8 measured alike).
-const BUCKET_BITS: u32 = 6;
+/// A distinct string found by a numbering pass: its first row and what orders it.
+#[derive(Debug, Clone, Copy)]
+struct Rep {
+    /// The whole key packed by [`Keys::inline`] (`entry >> 32`: code-point order = integer
+    /// order), or 0.
+    inline: u128,
+    /// [`Keys::prefix`] of the key.
+    prefix: u64,
+    /// First row holding the string.
+    row: u32,
+}
 
-/// One thread-chunk's rows of one bucket, in row order: `(hash, row, end of its bytes)` and
-/// the strings' bytes one after the other (a bucket may hold more than 4 GiB of them).
+impl<'a> Keys<'a> {
+    /// The key of row `i` packed with its row into 16 bytes when it is short (at most
+    /// [`INLINE`] bytes, or UCS-4 code points that are all ASCII, one byte each): the key's bytes
+    /// from the top, its length in byte 11, the row in the low 32 bits. Equal packed keys
+    /// (`entry >> 32`) are equal strings, and their integer order is code-point order.
+    #[inline(always)]
+    fn inline(&self, i: usize) -> Option<u128> {
+        let mut b = [0u8; 16];
+        match *self {
+            Keys::Offsets { data, offsets } => {
+                let (s, e) = offsets.span(i);
+                let len = e - s;
+                if len > INLINE {
+                    return None;
+                }
+                if let Some(w) = data.get(s..s + 16) {
+                    // one unaligned 16-byte load, the bytes past the key masked off
+                    let mut word = [0u8; 16];
+                    word.copy_from_slice(w);
+                    let v = u128::from_be_bytes(word);
+                    let keep = if len == 0 {
+                        0
+                    } else {
+                        !0u128 << (8 * (16 - len))
+                    };
+                    return Some((v & keep) | ((len as u128) << 32 | i as u128));
+                }
+                b[..len].copy_from_slice(&data[s..e]);
+                b[11] = len as u8;
+            }
+            Keys::Fixed { unit: 4, .. } => {
+                let key = self.key(i);
+                if key.len() > 4 * INLINE {
+                    return None;
+                }
+                for (j, c) in key.chunks_exact(4).enumerate() {
+                    if c[0] >= 0x80 || c[1] | c[2] | c[3] != 0 {
+                        return None;
+                    }
+                    b[j] = c[0];
+                }
+                b[11] = (key.len() / 4) as u8;
+            }
+            Keys::Fixed { .. } => {
+                let key = self.key(i);
+                if key.len() > INLINE {
+                    return None;
+                }
+                b[..key.len()].copy_from_slice(key);
+                b[11] = key.len() as u8;
+            }
+        }
+        Some(u128::from_be_bytes(b) | i as u128)
+    }
+
+    /// [`Keys::prefix`] of a key packed by [`Keys::inline`] (`entry >> 32`).
+    fn prefix_inline(&self, k: u128) -> u64 {
+        let b = (k << 32).to_be_bytes();
+        if let Keys::Fixed { unit: 4, .. } = *self {
+            return (u64::from(b[0]) << 32) | u64::from(b[1]);
+        }
+        (k >> 32) as u64
+    }
+
+    fn rep(&self, row: usize, inline: Option<u128>) -> Rep {
+        Rep {
+            inline: inline.unwrap_or(0),
+            prefix: match inline {
+                Some(k) => self.prefix_inline(k),
+                None => self.prefix(self.key(row)),
+            },
+            row: row as u32,
+        }
+    }
+}
+
+/// Numbering of the distinct strings, each with its first row, in the requested order:
+/// returns the code of each numbered string (index = the pass's id) and the first rows by code.
+fn order_reps(keys: &Keys<'_>, reps: &[Rep], order: IdOrder, seen: bool) -> (Vec<u32>, Vec<u32>) {
+    let d = reps.len();
+    let mut code = vec![0u32; d];
+    // integer sorts of (key, index) packed in one word where the keys allow
+    let packed: Option<Vec<u128>> = match order {
+        IdOrder::FirstSeen if seen => None,
+        IdOrder::FirstSeen => Some(
+            reps.iter()
+                .enumerate()
+                .map(|(j, r)| (u128::from(r.row) << 32) | j as u128)
+                .collect(),
+        ),
+        IdOrder::Sorted if reps.iter().all(|r| r.inline != 0) => Some(
+            reps.iter()
+                .enumerate()
+                .map(|(j, r)| (r.inline << 32) | j as u128)
+                .collect(),
+        ),
+        IdOrder::Sorted => None,
+    };
+    if let Some(mut packed) = packed {
+        packed.par_sort_unstable();
+        for (c, &p) in packed.iter().enumerate() {
+            code[p as u32 as usize] = c as u32;
+        }
+        let firsts = packed
+            .iter()
+            .map(|&p| reps[p as u32 as usize].row)
+            .collect();
+        return (code, firsts);
+    }
+    let mut idx: Vec<(Rep, u32)> = reps
+        .iter()
+        .enumerate()
+        .map(|(j, &r)| (r, j as u32))
+        .collect();
+    match order {
+        IdOrder::FirstSeen if seen => {} // numbered in row order already
+        IdOrder::FirstSeen => idx.par_sort_unstable_by_key(|(r, _)| r.row),
+        IdOrder::Sorted => idx.par_sort_unstable_by(|(a, _), (b, _)| {
+            if a.inline != 0 && b.inline != 0 {
+                return a.inline.cmp(&b.inline); // whole keys: exact
+            }
+            a.prefix
+                .cmp(&b.prefix)
+                .then_with(|| keys.cmp_keys(keys.key(a.row as usize), keys.key(b.row as usize)))
+        }),
+    }
+    for (c, &(_, j)) in idx.iter().enumerate() {
+        code[j as usize] = c as u32;
+    }
+    (code, idx.iter().map(|(r, _)| r.row).collect())
+}
+
+/// At most this many distinct strings in a chunk of rows: numbered in place (no partition).
+const FEW: usize = 2048;
+/// Rows per chunk of the in-place pass.
+const FEW_CHUNK: usize = 1 << 16;
+
+/// The in-place pass, for few distinct strings (language codes): each chunk of rows numbers its
+/// strings with a small table that stays in L1, the chunks' numberings are merged in row order.
+/// `Ok(None)` as soon as a chunk has more than [`FEW`] distinct strings.
+fn few_distinct(
+    keys: &Keys<'_>,
+    n: usize,
+    order: IdOrder,
+    field: &'static str,
+) -> CoreResult<Option<StringCodes>> {
+    let many = AtomicBool::new(false);
+    let mut codes = vec![0u32; n];
+    // per chunk: the first row of each local id, or the first empty row
+    let chunks: Vec<Result<Option<Vec<u32>>, u32>> = codes
+        .par_chunks_mut(FEW_CHUNK)
+        .enumerate()
+        .map(|(c, out)| {
+            let start = c * FEW_CHUNK;
+            let mut map: Table<&[u8]> = HashMap::default();
+            let mut small = InlineTable::new(64);
+            let mut firsts: Vec<u32> = Vec::new();
+            for (i, slot) in out.iter_mut().enumerate() {
+                let row = start + i;
+                let next = firsts.len() as u32;
+                if let Some(e) = keys.inline(row) {
+                    if e >> 32 == 0 {
+                        return Err(row as u32); // the empty string
+                    }
+                    let (id, new) = small.id(e >> 32, next);
+                    if new {
+                        firsts.push(row as u32);
+                    }
+                    *slot = id;
+                } else {
+                    *slot = *map.entry(keys.key(row)).or_insert_with(|| {
+                        firsts.push(row as u32);
+                        next
+                    });
+                }
+                if firsts.len() > FEW || (i % 4096 == 0 && many.load(AtomicOrdering::Relaxed)) {
+                    many.store(true, AtomicOrdering::Relaxed);
+                    return Ok(None);
+                }
+            }
+            Ok(Some(firsts))
+        })
+        .collect();
+    let mut locals = Vec::with_capacity(chunks.len());
+    for c in chunks {
+        match c {
+            Err(row) => return Err(empty_row(field, row)),
+            Ok(None) => return Ok(None),
+            Ok(Some(f)) => locals.push(f),
+        }
+    }
+    // merge in row order: global ids in first-seen order
+    let mut global: Table<&[u8]> = HashMap::default();
+    let mut reps: Vec<Rep> = Vec::new();
+    let maps: Vec<Vec<u32>> = locals
+        .iter()
+        .map(|firsts| {
+            firsts
+                .iter()
+                .map(|&r| {
+                    let next = reps.len() as u32;
+                    *global.entry(keys.key(r as usize)).or_insert_with(|| {
+                        reps.push(keys.rep(r as usize, keys.inline(r as usize).map(|e| e >> 32)));
+                        next
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let (code, first_rows) = order_reps(keys, &reps, order, true);
+    codes
+        .par_chunks_mut(FEW_CHUNK)
+        .zip(maps.par_iter())
+        .for_each(|(out, m)| {
+            let table: Vec<u32> = m.iter().map(|&g| code[g as usize]).collect();
+            for x in out.iter_mut() {
+                *x = table[*x as usize];
+            }
+        });
+    Ok(Some(StringCodes { codes, first_rows }))
+}
+
+fn empty_row(field: &'static str, row: u32) -> CoreError {
+    CoreError::value(
+        field,
+        format!("row {row} is an empty string; ids and language codes must be non-empty"),
+    )
+}
+
+/// Longest key (bytes) packed inline with its row.
+const INLINE: usize = 11;
+/// Entries gathered per bucket before they are copied to it (one 128-byte line pair).
+const WC: usize = 8;
+
+/// One thread-chunk's rows of one bucket, in row order: short keys packed inline with their
+/// rows; longer keys as `(hash, row, end of its bytes)` with the bytes one after the other.
 #[derive(Default)]
 struct Part {
-    meta: Vec<(u64, u32, usize)>,
+    inline: Vec<u128>,
+    long: Vec<(u64, u32, usize)>,
     bytes: Vec<u8>,
 }
 
 /// Dense codes of the strings of `keys`. Empty strings are refused (naming the row), as are
 /// more than `u32::MAX` rows.
 ///
-/// Cache-friendly passes: (1) each thread reads its chunk of rows in order and appends each
-/// row's hash, index and bytes to one of 64 buckets (by the hash's top bits); (2) each
-/// bucket, a few thousand distinct strings, is numbered by one thread with a hash table that
-/// stays in cache, strings compared exactly on a hash hit, reading its rows in order; (3) one
-/// global numbering by first row or by sorting the distinct strings; (4) the codes written.
+/// Few distinct strings (language codes): numbered in place, chunk by chunk, with tables that
+/// stay in L1 ([`few_distinct`]). Many (question ids): cache-friendly passes: (1) each thread
+/// reads its chunk of rows in order and appends each row's key (packed in 16 bytes when short,
+/// else its hash and bytes) and index to one of up to 256 buckets (by the hash's top bits);
+/// (2) each bucket, a few thousand distinct strings, is numbered by one thread with a hash
+/// table that stays in cache, long strings compared exactly on a hash hit; (3) one numbering of
+/// all distinct strings, by first row or by sorting them; (4) each thread writes the codes of
+/// its chunk of rows.
 pub fn string_codes(
     keys: &Keys<'_>,
     order: IdOrder,
@@ -213,115 +575,146 @@ pub fn string_codes(
             "more than 4294967295 rows are not supported",
         ));
     }
-    let nb = 1usize << BUCKET_BITS;
+    if let Some(c) = few_distinct(keys, n, order, field)? {
+        return Ok(c);
+    }
+    // about 32k rows a bucket, 16 to 256 buckets
+    let bits = (n / (1 << 15)).max(1).ilog2().clamp(4, 8);
+    let nb = 1usize << bits;
     let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 15);
     // 1. partition
-    let parts: Vec<Vec<Part>> = (0..n.div_ceil(chunk))
+    let parts: Vec<Result<Vec<Part>, u32>> = (0..n.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
-            let mut out: Vec<Part> = (0..nb).map(|_| Part::default()).collect();
-            for row in c * chunk..((c + 1) * chunk).min(n) {
-                let key = keys.key(row);
-                let h = hash_bytes(key);
-                let p = &mut out[(h >> (64 - BUCKET_BITS)) as usize];
-                p.bytes.extend_from_slice(key);
-                p.meta.push((h, row as u32, p.bytes.len()));
+            let rows = c * chunk..((c + 1) * chunk).min(n);
+            let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
+            let mut out: Vec<Part> = (0..nb)
+                .map(|_| Part {
+                    inline: Vec::with_capacity(cap),
+                    ..Part::default()
+                })
+                .collect();
+            // write-combining: WC entries per bucket gathered in L1, then copied together (one
+            // store stream per bucket would miss the TLB on nearly every row)
+            let mut wc = vec![[0u128; WC]; nb];
+            let mut fill = vec![0u8; nb];
+            for row in rows {
+                if let Some(e) = keys.inline(row) {
+                    let k = e >> 32;
+                    if k == 0 {
+                        return Err(row as u32); // the empty string
+                    }
+                    let b = (hash_inline(k) >> (64 - bits)) as usize;
+                    let f = fill[b] as usize;
+                    wc[b][f] = e;
+                    if f + 1 == WC {
+                        out[b].inline.extend_from_slice(&wc[b]);
+                        fill[b] = 0;
+                    } else {
+                        fill[b] += 1;
+                    }
+                } else {
+                    let key = keys.key(row);
+                    let h = hash_bytes(key);
+                    let p = &mut out[(h >> (64 - bits)) as usize];
+                    p.bytes.extend_from_slice(key);
+                    p.long.push((h, row as u32, p.bytes.len()));
+                }
             }
-            out
+            for (b, p) in out.iter_mut().enumerate() {
+                p.inline.extend_from_slice(&wc[b][..fill[b] as usize]);
+            }
+            Ok(out)
         })
         .collect();
-    if let Some(row) = parts
-        .iter()
-        .flat_map(|ps| ps.iter())
-        .flat_map(|p| {
-            let mut start = 0usize;
-            p.meta.iter().filter_map(move |&(_, r, end)| {
-                let empty = end == start;
-                start = end;
-                empty.then_some(r)
-            })
-        })
-        .min()
-    {
-        return Err(CoreError::value(
-            field,
-            format!("row {row} is an empty string; ids and language codes must be non-empty"),
-        ));
-    }
-    // 2. per bucket: local ids (rows in order) and first rows of its distinct strings
-    let buckets: Vec<(Vec<u32>, Vec<u32>)> = (0..nb)
+    let parts: Vec<Vec<Part>> = parts
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|row| empty_row(field, row))?;
+    // 2. per bucket: the local id of each entry (parts in order, inline then long) and the
+    // distinct strings, rows read in order so that each one's first row is found
+    let buckets: Vec<(Vec<u32>, Vec<Rep>)> = (0..nb)
         .into_par_iter()
         .map(|b| {
-            let mut map: HashMap<u64, u32, BuildHasherDefault<PassThrough>> = HashMap::default();
-            let mut reps: Vec<(&[u8], u32)> = Vec::new(); // first string and row of each id
-            let mut collided: HashMap<&[u8], u32> = HashMap::new();
+            let mut reps: Vec<Rep> = Vec::new();
             let mut ids = Vec::new();
+            let mut inl =
+                InlineTable::new(parts.iter().map(|ps| ps[b].inline.len()).sum::<usize>() / 8);
+            // long strings: hash -> index into `long_reps` (the string, in this bucket's
+            // bytes, and its id)
+            let mut long: Table<u64> = HashMap::default();
+            let mut long_reps: Vec<(&[u8], u32)> = Vec::new();
+            let mut collided: HashMap<&[u8], u32> = HashMap::new();
             for part in parts.iter().map(|ps| &ps[b]) {
+                for &e in &part.inline {
+                    let (id, new) = inl.id(e >> 32, reps.len() as u32);
+                    if new {
+                        reps.push(keys.rep(e as u32 as usize, Some(e >> 32)));
+                    }
+                    ids.push(id);
+                }
                 let mut start = 0usize;
-                for &(h, row, end) in &part.meta {
+                for &(h, row, end) in &part.long {
                     let key = &part.bytes[start..end];
                     start = end;
                     let next = reps.len() as u32;
-                    let id = match map.entry(h) {
+                    let id = match long.entry(h) {
                         Entry::Vacant(v) => {
-                            v.insert(next);
-                            reps.push((key, row));
+                            v.insert(long_reps.len() as u32);
+                            long_reps.push((key, next));
+                            reps.push(keys.rep(row as usize, None));
                             next
                         }
-                        Entry::Occupied(o) if reps[*o.get() as usize].0 == key => *o.get(),
+                        Entry::Occupied(o) if long_reps[*o.get() as usize].0 == key => {
+                            long_reps[*o.get() as usize].1
+                        }
                         // a true 64-bit collision: exact lookup among the collided strings
                         Entry::Occupied(_) => *collided.entry(key).or_insert_with(|| {
-                            reps.push((key, row));
+                            reps.push(keys.rep(row as usize, None));
                             next
                         }),
                     };
                     ids.push(id);
                 }
             }
-            (ids, reps.iter().map(|&(_, r)| r).collect())
+            (ids, reps)
         })
         .collect();
-    // 3. one numbering: (first row, bucket, local id) of every distinct string
-    let mut all: Vec<(u32, u32, u32)> = buckets
+    // 3. one numbering of every distinct string
+    let base: Vec<usize> = buckets
         .iter()
-        .enumerate()
-        .flat_map(|(b, (_, firsts))| {
-            firsts
-                .iter()
-                .enumerate()
-                .map(move |(j, &r)| (r, b as u32, j as u32))
+        .scan(0usize, |s, (_, r)| {
+            let b = *s;
+            *s += r.len();
+            Some(b)
         })
         .collect();
-    match order {
-        IdOrder::FirstSeen => all.par_sort_unstable_by_key(|&(r, _, _)| r),
-        IdOrder::Sorted => {
-            // an order-preserving 8-byte prefix of each string first (one read per distinct
-            // string), the full comparison only on equal prefixes
-            let mut pre: Vec<(u64, (u32, u32, u32))> = all
-                .par_iter()
-                .map(|&x| (keys.prefix(keys.key(x.0 as usize)), x))
-                .collect();
-            pre.par_sort_unstable_by(|a, b| {
-                a.0.cmp(&b.0).then_with(|| {
-                    keys.cmp_keys(keys.key(a.1 .0 as usize), keys.key(b.1 .0 as usize))
-                })
-            });
-            all = pre.into_iter().map(|(_, x)| x).collect();
-        }
-    }
-    let mut table: Vec<Vec<u32>> = buckets.iter().map(|(_, f)| vec![0u32; f.len()]).collect();
-    for (code, &(_, b, j)) in all.iter().enumerate() {
-        table[b as usize][j as usize] = code as u32;
-    }
-    let first_rows = all.iter().map(|&(r, _, _)| r).collect();
-    // 4. the codes, bucket by bucket (rows of a bucket in the order pass 2 read them)
+    let all: Vec<Rep> = buckets
+        .iter()
+        .flat_map(|(_, r)| r.iter().copied())
+        .collect();
+    let (code, first_rows) = order_reps(keys, &all, order, false);
+    // 4. the codes, each thread its chunk of rows; (bucket, chunk) entries start where the
+    // earlier chunks' entries of that bucket end
     let mut codes = vec![0u32; n];
-    for (b, (ids, _)) in buckets.iter().enumerate() {
-        let rows = parts.iter().flat_map(|ps| ps[b].meta.iter().map(|m| m.1));
-        for (row, &id) in rows.zip(ids) {
-            codes[row as usize] = table[b][id as usize];
-        }
-    }
+    codes
+        .par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(c, out)| {
+            let start = c * chunk;
+            for (b, (ids, _)) in buckets.iter().enumerate() {
+                let table = &code[base[b]..];
+                let at: usize = parts[..c]
+                    .iter()
+                    .map(|ps| ps[b].inline.len() + ps[b].long.len())
+                    .sum();
+                let p = &parts[c][b];
+                let rows = (p.inline.iter().map(|&e| e as u32)).chain(p.long.iter().map(|m| m.1));
+                for (row, &id) in rows.zip(&ids[at..]) {
+                    out[row as usize - start] = table[id as usize];
+                }
+            }
+        });
     Ok(StringCodes { codes, first_rows })
 }
 
@@ -364,19 +757,68 @@ mod tests {
     #[test]
     fn both_layouts_and_orders_match_a_plain_reference() {
         let mut rng = crate::sampler::Rng::new(5);
-        let words: Vec<String> = (0..3000)
+        // many distinct strings (the partitioned path), short and long, ASCII or not
+        let mut words: Vec<String> = (0..3000)
             .map(|i| format!("q{}-é{}", rng.below(700), i % 3))
-            .chain(["z".into(), "ä".into(), "a".into(), "日本".into()])
             .collect();
+        words.extend((0..70_000).map(|i| match i % 4 {
+            0 => format!("q{}", rng.below(30_000)),
+            1 => format!("question-{:012}", rng.below(20_000)),
+            2 => format!("q{}\0x", rng.below(1000)),
+            _ => format!("ün{}", rng.below(5000)),
+        }));
+        words.extend(["z".into(), "ä".into(), "a".into(), "日本".into()]);
+        check_layouts(&words);
+        // few distinct strings (numbered in place), over several chunks
+        let langs = [
+            "en",
+            "de",
+            "zh",
+            "日本",
+            "a\0b",
+            "a",
+            "ab",
+            "abcdefghijklmnopq",
+        ];
+        let words: Vec<String> = (0..200_000)
+            .map(|_| langs[rng.below(langs.len())].to_string())
+            .collect();
+        check_layouts(&words);
+        // few per chunk, many in all (sorted ids: the in-place pass, its merge)
+        let words: Vec<String> = (0..300_000).map(|i| format!("id{}", i / 40)).collect();
+        check_layouts(&words);
+    }
+
+    fn check_layouts(words: &[String]) {
         let strs: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
         for order in [IdOrder::FirstSeen, IdOrder::Sorted] {
             let want = reference(&strs, order);
             let (data, off) = offsets_of(&strs);
             let keys = Keys::Offsets {
                 data: &data,
-                offsets: &off,
+                offsets: Offsets::I64(&off),
             };
             assert_eq!(string_codes(&keys, order, "ids").unwrap(), want);
+            let off32: Vec<i32> = off.iter().map(|&o| o as i32).collect();
+            let keys = Keys::Offsets {
+                data: &data,
+                offsets: Offsets::I32(&off32),
+            };
+            assert_eq!(string_codes(&keys, order, "ids").unwrap(), want);
+            // UTF-8 fixed width, as numpy 'S' arrays hold them
+            let width = strs.iter().map(|s| s.len()).max().unwrap();
+            let mut cells = vec![0u8; width * strs.len()];
+            for (i, s) in strs.iter().enumerate() {
+                cells[i * width..i * width + s.len()].copy_from_slice(s.as_bytes());
+            }
+            let keys = Keys::Fixed {
+                data: &cells,
+                width,
+                unit: 1,
+            };
+            if !strs.iter().any(|s| s.ends_with('\0')) {
+                assert_eq!(string_codes(&keys, order, "ids").unwrap(), want);
+            }
             // UCS-4 fixed width, as numpy '<U' arrays hold them
             let width = 4 * strs.iter().map(|s| s.chars().count()).max().unwrap();
             let mut cells = vec![0u8; width * strs.len()];
@@ -400,13 +842,24 @@ mod tests {
         let (data, off) = offsets_of(&["a", "", "b"]);
         let keys = Keys::Offsets {
             data: &data,
-            offsets: &off,
+            offsets: Offsets::I64(&off),
         };
         let e = string_codes(&keys, IdOrder::Sorted, "ids").unwrap_err();
         assert!(e.to_string().contains("row 1"), "{e}");
+        // the same among many distinct strings (the partitioned path)
+        let mut words: Vec<String> = (0..9000).map(|i| format!("q{i}")).collect();
+        words[7001].clear();
+        let strs: Vec<&str> = words.iter().map(|s| s.as_str()).collect();
+        let (many, many_off) = offsets_of(&strs);
+        let keys = Keys::Offsets {
+            data: &many,
+            offsets: Offsets::I64(&many_off),
+        };
+        let e = string_codes(&keys, IdOrder::FirstSeen, "ids").unwrap_err();
+        assert!(e.to_string().contains("row 7001"), "{e}");
         let bad = Keys::Offsets {
             data: &data,
-            offsets: &[0, 5],
+            offsets: Offsets::I32(&[0, 5]),
         };
         assert!(string_codes(&bad, IdOrder::Sorted, "ids").is_err());
         let bad = Keys::Fixed {

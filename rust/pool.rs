@@ -110,6 +110,193 @@ impl PairPool {
         }
     }
 
+    /// Builds a pool from dense codes, as string ids give them: row `i` is in group `groups[i]`
+    /// (`0..n_groups`, each code used at least once) and language `langs[i]` (`0..n_langs`).
+    /// The same pool as [`PairPool::from_arrays`] with these codes as ids, built without a
+    /// comparison sort: the rows partitioned by the top bits of their code (sequential passes),
+    /// then each partition counting-sorted in cache. At most 2^24 groups.
+    ///
+    /// Errors name the row: a code out of range, or one group twice in one language; an unused
+    /// group code is an error too.
+    pub fn from_dense(
+        groups: &[u32],
+        n_groups: usize,
+        langs: &[u32],
+        n_langs: usize,
+    ) -> CoreResult<Self> {
+        let n = groups.len();
+        if langs.len() != n {
+            return Err(CoreError::shape(
+                "langs",
+                format!("has {} entries but group_ids has {n}", langs.len()),
+            ));
+        }
+        if n_langs == 0 || n_langs > MAX_LANGS {
+            return Err(CoreError::value(
+                "n_langs",
+                format!("must be in 1..={MAX_LANGS}, got {n_langs}"),
+            ));
+        }
+        if n == 0 {
+            return Err(CoreError::value("group_ids", "the pool is empty"));
+        }
+        if n > u32::MAX as usize {
+            return Err(CoreError::value(
+                "group_ids",
+                "more than 4294967295 rows are not supported",
+            ));
+        }
+        // 1. partition the rows by the top bits of their group code (each thread its chunk of
+        // rows, in order; entries `code << 40 | language << 32 | row`, gathered WC at a time)
+        let g_bits = usize::BITS - (n_groups.max(2) - 1).leading_zeros();
+        if g_bits > 24 {
+            return Err(CoreError::value(
+                "n_groups",
+                format!("more than 16777216 groups are not supported, got {n_groups}"),
+            ));
+        }
+        let p_bits = g_bits.min(8);
+        let shift = g_bits - p_bits;
+        let np = 1usize << p_bits;
+        let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 16);
+        let parts: Vec<Result<Vec<Vec<u64>>, usize>> = groups
+            .par_chunks(chunk)
+            .zip(langs.par_chunks(chunk))
+            .enumerate()
+            .map(|(c, (gs, ls))| {
+                let cap = gs.len() / np + gs.len() / (4 * np) + 16;
+                let mut out: Vec<Vec<u64>> = (0..np).map(|_| Vec::with_capacity(cap)).collect();
+                let mut wc = vec![[0u64; WC]; np];
+                let mut fill = vec![0u8; np];
+                for (j, (&g, &l)) in gs.iter().zip(ls).enumerate() {
+                    if g as usize >= n_groups || l as usize >= n_langs {
+                        return Err(c * chunk + j);
+                    }
+                    let e = u64::from(g) << 40 | u64::from(l) << 32 | (c * chunk + j) as u64;
+                    let p = (g >> shift) as usize;
+                    let f = fill[p] as usize;
+                    wc[p][f] = e;
+                    if f + 1 == WC {
+                        out[p].extend_from_slice(&wc[p]);
+                        fill[p] = 0;
+                    } else {
+                        fill[p] += 1;
+                    }
+                }
+                for (p, o) in out.iter_mut().enumerate() {
+                    o.extend_from_slice(&wc[p][..fill[p] as usize]);
+                }
+                Ok(out)
+            })
+            .collect();
+        let parts = parts
+            .into_iter()
+            .collect::<Result<Vec<_>, usize>>()
+            .map_err(|i| {
+                if groups[i] as usize >= n_groups {
+                    let msg = format!(
+                        "row {i} has group code {}, outside 0..{n_groups}",
+                        groups[i]
+                    );
+                    CoreError::value("group_ids", msg)
+                } else {
+                    let msg = format!(
+                        "row {i} has language code {}, outside 0..{n_langs}",
+                        langs[i]
+                    );
+                    CoreError::value("langs", msg)
+                }
+            })?;
+        // 2. each partition (a range of group codes) counting-sorted into its own slice of the
+        // output, in cache: rows of a group in row order, then sorted by language (stable)
+        let sizes: Vec<usize> = (0..np)
+            .map(|p| parts.iter().map(|ps| ps[p].len()).sum())
+            .collect();
+        let mut rows = vec![0u32; n];
+        let mut out_langs = vec![0u8; n];
+        let mut slices = Vec::with_capacity(np);
+        let (mut r_rest, mut l_rest) = (&mut rows[..], &mut out_langs[..]);
+        for (p, &size) in sizes.iter().enumerate() {
+            let (r, rr) = r_rest.split_at_mut(size);
+            let (l, lr) = l_rest.split_at_mut(size);
+            slices.push((p, r, l));
+            (r_rest, l_rest) = (rr, lr);
+        }
+        type Problem = (usize, u32, u32, u32); // (group code, row, row, language); rows 0: empty
+        let done: Vec<(Vec<u32>, Option<Problem>)> = slices
+            .into_par_iter()
+            .map(|(p, r, l)| {
+                let g0 = p << shift;
+                let g1 = ((p + 1) << shift).min(n_groups);
+                let mut start = vec![0u32; g1.saturating_sub(g0) + 1];
+                for e in parts.iter().flat_map(|ps| ps[p].iter()) {
+                    start[((e >> 40) as usize) - g0 + 1] += 1;
+                }
+                for k in 1..start.len() {
+                    start[k] += start[k - 1];
+                }
+                if let Some(k) = (1..start.len()).find(|&k| start[k] == start[k - 1]) {
+                    return (start, Some((g0 + k - 1, 0, 0, 0)));
+                }
+                // LSD: stable by language into `tmp`, then stable by group into the output, so
+                // that each group's rows come sorted by (language, row)
+                let mut by_lang = vec![0u32; n_langs + 1];
+                for e in parts.iter().flat_map(|ps| ps[p].iter()) {
+                    by_lang[((e >> 32) as u8) as usize + 1] += 1;
+                }
+                for k in 1..by_lang.len() {
+                    by_lang[k] += by_lang[k - 1];
+                }
+                let mut tmp = vec![0u64; r.len()];
+                for &e in parts.iter().flat_map(|ps| ps[p].iter()) {
+                    let k = ((e >> 32) as u8) as usize;
+                    tmp[by_lang[k] as usize] = e;
+                    by_lang[k] += 1;
+                }
+                let mut at = start.clone();
+                for &e in &tmp {
+                    let k = (e >> 40) as usize - g0;
+                    r[at[k] as usize] = e as u32;
+                    l[at[k] as usize] = (e >> 32) as u8;
+                    at[k] += 1;
+                }
+                for k in 0..start.len() - 1 {
+                    let (s, t) = (start[k] as usize, start[k + 1] as usize);
+                    if let Some(i) = (s + 1..t).find(|&i| l[i - 1] == l[i]) {
+                        return (start, Some((g0 + k, r[i - 1], r[i], u32::from(l[i]))));
+                    }
+                }
+                (start, None)
+            })
+            .collect();
+        if let Some((g, a, b, l)) = done.iter().filter_map(|d| d.1).min() {
+            return Err(if a == b {
+                CoreError::value(
+                    "group_ids",
+                    format!("group code {g} has no rows; codes must be dense 0..{n_groups}"),
+                )
+            } else {
+                CoreError::value(
+                    "group_ids",
+                    format!("rows {a} and {b} have the same group id ({g}) and language code {l}"),
+                )
+            });
+        }
+        let mut group_start = Vec::with_capacity(n_groups + 1);
+        let mut base = 0u32;
+        for ((start, _), &size) in done.iter().zip(&sizes) {
+            group_start.extend(start[..start.len() - 1].iter().map(|&s| base + s));
+            base += size as u32;
+        }
+        group_start.push(base);
+        Ok(PairPool {
+            n_langs,
+            rows,
+            langs: out_langs,
+            group_start,
+        })
+    }
+
     /// Builds the pool from rows sorted by key (group offset << 8 | language); `at(i)` gives
     /// the i-th (key, caller row).
     fn from_sorted(
@@ -287,6 +474,9 @@ fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
     (keys, uniq.len() as u64)
 }
 
+/// Entries gathered per partition before they are copied to it (one cache line).
+const WC: usize = 8;
+
 /// Digit width of the radix sort.
 const RADIX_BITS: u32 = 11;
 
@@ -459,6 +649,58 @@ mod tests {
             }
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn dense_codes_build_the_same_pool() {
+        let mut rng = crate::sampler::Rng::new(11);
+        for n_groups in [1usize, 7, 5000, 90_000] {
+            let (mut g, mut l) = (Vec::new(), Vec::new());
+            for i in 0..n_groups {
+                let k = 1 + rng.below(5);
+                for lang in 0..k {
+                    g.push(i as u32);
+                    l.push(((lang * 7 + i) % 9) as u32);
+                }
+            }
+            for i in (1..g.len()).rev() {
+                let j = rng.below(i + 1);
+                g.swap(i, j);
+                l.swap(i, j);
+            }
+            let wide = |v: &[u32]| v.iter().map(|&x| i64::from(x)).collect::<Vec<_>>();
+            let want = PairPool::from_arrays(&wide(&g), &wide(&l), 9).unwrap();
+            assert_eq!(PairPool::from_dense(&g, n_groups, &l, 9).unwrap(), want);
+            if n_groups > 1 {
+                // a duplicate (group, language): the same rows as the sorting path names
+                let (a, b) = (g.len() / 3, g.len() / 2);
+                let (mut g2, mut l2) = (g.clone(), l.clone());
+                (g2[b], l2[b]) = (g2[a], l2[a]);
+                let e = PairPool::from_dense(&g2, n_groups, &l2, 9);
+                let rows = |s: String| s.split(" have").next().map(str::to_string);
+                let want = PairPool::from_arrays(&wide(&g2), &wide(&l2), 9);
+                match (e, want) {
+                    (Err(x), Err(y)) => assert_eq!(rows(x.to_string()), rows(y.to_string())),
+                    // b held the only row of its group: the dense codes now skip that code
+                    (Err(x), Ok(_)) => assert!(x.to_string().contains("has no rows"), "{x}"),
+                    (x, y) => panic!("{x:?} {y:?}"),
+                }
+            }
+        }
+        assert!(PairPool::from_dense(&[0, 2], 3, &[0, 0], 1)
+            .unwrap_err()
+            .to_string()
+            .contains("group code 1 has no rows"));
+        assert!(PairPool::from_dense(&[0, 5], 3, &[0, 0], 1)
+            .unwrap_err()
+            .to_string()
+            .contains("row 1 has group code 5"));
+        assert!(PairPool::from_dense(&[0, 1], 2, &[0, 3], 2)
+            .unwrap_err()
+            .to_string()
+            .contains("row 1 has language code 3"));
+        assert!(PairPool::from_dense(&[], 0, &[], 1).is_err());
+        assert!(PairPool::from_dense(&[0], 1, &[0, 0], 1).is_err());
     }
 
     #[test]

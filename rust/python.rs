@@ -6,7 +6,7 @@ use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::codes::{string_codes, IdOrder, Keys};
+use crate::codes::{string_codes, IdOrder, Keys, Offsets};
 use crate::error::CoreError;
 use crate::eval;
 
@@ -547,6 +547,24 @@ impl PyPairPool {
         Ok(PyPairPool { inner })
     }
 
+    /// Builds a pool from dense uint32 codes (string ids give them): groups `0..n_groups`, each
+    /// used, and languages `0..n_langs`. The same pool as `from_codes`, without sorting.
+    #[staticmethod]
+    fn from_dense(
+        py: Python<'_>,
+        group_codes: PyReadonlyArray1<'_, u32>,
+        n_groups: usize,
+        lang_codes: PyReadonlyArray1<'_, u32>,
+        n_langs: usize,
+    ) -> PyResult<Self> {
+        let (gs, ls) = (
+            contiguous(&group_codes, "group_ids")?,
+            contiguous(&lang_codes, "langs")?,
+        );
+        let inner = detached(py, || PairPool::from_dense(gs, n_groups, ls, n_langs))?;
+        Ok(PyPairPool { inner })
+    }
+
     /// A new pool keeping the language codes where `keep` is true and the groups with at least
     /// `min_langs` of them.
     #[pyo3(signature = (keep, min_langs))]
@@ -720,7 +738,7 @@ fn id_order(order: &str) -> PyResult<IdOrder> {
 }
 
 type CodesOut<'py> = (
-    Bound<'py, numpy::PyArray1<i64>>,
+    Bound<'py, numpy::PyArray1<u32>>,
     Bound<'py, numpy::PyArray1<u32>>,
 );
 
@@ -730,16 +748,12 @@ fn codes_of<'py>(
     order: IdOrder,
     field: &'static str,
 ) -> PyResult<CodesOut<'py>> {
-    let (codes, first) = detached(py, || {
-        let c = string_codes(&keys, order, field)?;
-        let codes: Vec<i64> = c.codes.iter().map(|&x| i64::from(x)).collect();
-        Ok((codes, c.first_rows))
-    })?;
-    Ok((codes.into_pyarray(py), first.into_pyarray(py)))
+    let c = detached(py, || string_codes(&keys, order, field))?;
+    Ok((c.codes.into_pyarray(py), c.first_rows.into_pyarray(py)))
 }
 
 /// Dense codes of fixed-width string cells: a numpy `<U` (unit 4) or `S` (unit 1) array
-/// viewed as bytes. Returns (int64 codes, first row of each code).
+/// viewed as bytes. Returns (uint32 codes, first row of each code).
 #[pyfunction]
 #[pyo3(signature = (field, data, width, unit, order))]
 fn string_codes_fixed<'py>(
@@ -759,20 +773,36 @@ fn string_codes_fixed<'py>(
     codes_of(py, keys, id_order(order)?, f)
 }
 
-/// Dense codes of strings given as UTF-8 data and `n + 1` int64 offsets (pyarrow's layout).
+/// Dense codes of strings given as UTF-8 data and `n + 1` int32 or int64 offsets (pyarrow's
+/// layout), read as they are.
 #[pyfunction]
 #[pyo3(signature = (field, data, offsets, order))]
 fn string_codes_offsets<'py>(
     py: Python<'py>,
     field: &str,
     data: PyReadonlyArray1<'py, u8>,
-    offsets: PyReadonlyArray1<'py, i64>,
+    offsets: &Bound<'py, PyAny>,
     order: &str,
 ) -> PyResult<CodesOut<'py>> {
     let f = id_field(field);
+    let data = contiguous(&data, f)?;
+    if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
+        let keys = Keys::Offsets {
+            data,
+            offsets: Offsets::I32(contiguous(&o, f)?),
+        };
+        return codes_of(py, keys, id_order(order)?, f);
+    }
+    let o = offsets
+        .extract::<PyReadonlyArray1<'py, i64>>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{f}: offsets must be a 1-d numpy array of int32 or int64"
+            ))
+        })?;
     let keys = Keys::Offsets {
-        data: contiguous(&data, f)?,
-        offsets: contiguous(&offsets, f)?,
+        data,
+        offsets: Offsets::I64(contiguous(&o, f)?),
     };
     codes_of(py, keys, id_order(order)?, f)
 }
@@ -823,7 +853,7 @@ fn string_codes_list<'py>(
     }
     let keys = Keys::Offsets {
         data: &data,
-        offsets: &offsets,
+        offsets: Offsets::I64(&offsets),
     };
     codes_of(py, keys, order, f)
 }

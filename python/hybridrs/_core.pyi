@@ -165,6 +165,16 @@ class PairPool:
     ) -> PairPool:
         """A pool from int64 group ids (any values) and language codes ``0..n_langs``."""
 
+    @staticmethod
+    def from_dense(
+        group_codes: npt.NDArray[np.uint32],
+        n_groups: int,
+        lang_codes: npt.NDArray[np.uint32],
+        n_langs: int,
+    ) -> PairPool:
+        """A pool from dense codes: groups ``0..n_groups`` (each used), languages
+        ``0..n_langs``; the same pool as ``from_codes``, by a counting sort."""
+
     def filter(self, keep: list[bool] | None, min_langs: int) -> PairPool:
         """Keeps the language codes where ``keep`` is true and groups with >= min_langs."""
 
@@ -212,18 +222,22 @@ class HybridSampler:
 
 def string_codes_fixed(
     field: str, data: npt.NDArray[np.uint8], width: int, unit: int, order: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
     """Dense codes of fixed-width string cells (numpy ``<U``: unit 4, ``S``: unit 1, viewed as
     bytes) and the first row of each code; ``order`` is ``"sorted"`` or ``"first_seen"``."""
 
 def string_codes_offsets(
-    field: str, data: npt.NDArray[np.uint8], offsets: npt.NDArray[np.int64], order: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
-    """Dense codes of UTF-8 strings given as data and ``n + 1`` offsets (pyarrow's layout)."""
+    field: str,
+    data: npt.NDArray[np.uint8],
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
+    order: str,
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
+    """Dense codes of UTF-8 strings given as data and ``n + 1`` int32 / int64 offsets
+    (pyarrow's layout, read as they are)."""
 
 def string_codes_list(
     field: str, items: Sequence[str], order: str
-) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint32]]:
+) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
     """Dense codes of a sequence of ``str`` (copied once into one buffer, hashed in parallel)."""
 
 def simd_level() -> str:

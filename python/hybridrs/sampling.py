@@ -90,7 +90,7 @@ def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.nd
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    return _core.string_codes_offsets(field, data, offsets.astype(np.int64, copy=False), order)
+    return _core.string_codes_offsets(field, data, offsets, order)
 
 
 def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -131,11 +131,14 @@ def _at(values: Any, i: int) -> Any:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
 
 
-def _codes(values: Any, field: str, names: bool = True) -> tuple[np.ndarray, list[Any]]:
-    """Dense int64 codes and (with ``names``) the sorted distinct values. Strings (lists,
-    numpy unicode / bytes / object arrays, pyarrow arrays) are hashed in Rust; integers pass
-    through. Strings must be non-empty: ``None``, NaN and ``""`` are errors naming the first
-    offending row."""
+def _codes(
+    values: Any, field: str, names: bool = True
+) -> tuple[np.ndarray, list[Any] | np.ndarray | None]:
+    """Codes and what they stand for. Strings (lists, numpy unicode / bytes / object arrays,
+    pyarrow arrays) are hashed in Rust to dense uint32 codes (sorted order); the second item is
+    then the sorted distinct values (``names``) or each code's first row (``names=False``).
+    Integers pass through as int64, with ``[]`` / ``None``. Strings must be non-empty:
+    ``None``, NaN and ``""`` are errors naming the first offending row."""
     try:
         got = _string_codes(values, field)
     except ValueError as e:
@@ -144,14 +147,14 @@ def _codes(values: Any, field: str, names: bool = True) -> tuple[np.ndarray, lis
         raise
     if got is not None:
         codes, first = got
-        return codes, [_at(values, int(r)) for r in first] if names else []
+        return codes, [_at(values, int(r)) for r in first] if names else first
     arr = np.asarray(values)
     if arr.ndim != 1:
         raise ValueError(f"{field}: expected a 1-d sequence, got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{field}: the pool is empty")
     if arr.dtype.kind in "iu":
-        return arr.astype(np.int64, copy=False), []
+        return arr.astype(np.int64, copy=False), [] if names else None
     if arr.dtype.kind not in "UO":
         raise TypeError(f"{field}: expected strings or integers, got dtype {arr.dtype}")
     got = _string_codes(arr if arr.dtype.kind == "U" else arr.tolist(), field)
@@ -159,7 +162,7 @@ def _codes(values: Any, field: str, names: bool = True) -> tuple[np.ndarray, lis
         bad = next((i for i, v in enumerate(arr) if not isinstance(v, str) or not v), 0)
         raise TypeError(f"{field}: row {bad} is {arr[bad]!r}; expected a non-empty string (str)")
     codes, first = got
-    return codes, [_at(arr, int(r)) for r in first] if names else []
+    return codes, [_at(arr, int(r)) for r in first] if names else first
 
 
 def temperature_weights(
@@ -209,7 +212,7 @@ class PairPool:
         g, lg = _as_input(group_ids), _as_input(langs)
         if len(g) != len(lg):
             raise ValueError(f"langs: has {len(lg)} entries but group_ids has {len(g)}")
-        gcodes, _ = _codes(g, "group_ids", names=False)
+        gcodes, gfirst = _codes(g, "group_ids", names=False)
         if isinstance(lg, np.ndarray) and lg.dtype.kind in "iu":
             lg = lg.astype(np.int64, copy=False)
             if lg.size and lg.min() >= 0 and lg.max() < 1 << 16:
@@ -224,11 +227,21 @@ class PairPool:
                 uniq, lcodes = np.unique(lg, return_inverse=True)
             names = [str(x) for x in uniq]
         else:
-            lcodes, names = _codes(lg, "langs")
+            lcodes, lnames = _codes(lg, "langs")
+            names = list(lnames) if lnames is not None else []
         if len(names) > 255:
             raise ValueError(f"langs: at most 255 languages, got {len(names)}")
         try:
-            inner = _core.PairPool.from_codes(gcodes, lcodes, max(len(names), 1))
+            if gfirst is not None:  # dense codes from strings: a counting sort, no sorting
+                inner = _core.PairPool.from_dense(
+                    gcodes, len(gfirst), lcodes.astype(np.uint32, copy=False), max(len(names), 1)
+                )
+            else:
+                inner = _core.PairPool.from_codes(
+                    gcodes.astype(np.int64, copy=False),
+                    lcodes.astype(np.int64, copy=False),
+                    max(len(names), 1),
+                )
         except ValueError as e:
             rows = re.search(r"rows (\d+) and (\d+) have the same group id", str(e))
             if rows is None:
