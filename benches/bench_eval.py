@@ -148,6 +148,12 @@ def main() -> None:
         "--no-model", action="store_true", help="skip the real (default encoder) embeddings"
     )
     ap.add_argument(
+        "--embeddings",
+        default=None,
+        help="an .npz with the real embeddings (arrays q, c) instead of encoding XQuAD-R here, "
+        "e.g. the untrained cell's cached embeddings of an experiment",
+    )
+    ap.add_argument(
         "--counting-only",
         action="store_true",
         help="only the Rust evaluator on TF-IDF scores against one read pass",
@@ -189,7 +195,11 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     c /= np.linalg.norm(c, axis=1, keepdims=True)
     emb = {"random unit vectors (worst case)": (q, c)}
-    real = None if args.no_model else real_embeddings(ds)
+    if args.embeddings:
+        with np.load(args.embeddings) as z:
+            real = (z["q"], z["c"])
+    else:
+        real = None if args.no_model else real_embeddings(ds)
     if real is not None:
         emb = {"multilingual-e5-small (real)": real, **emb}
     emb_rows = {name: embeddings_rows(ds, *qc, args.repeat) for name, qc in emb.items()}

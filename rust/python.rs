@@ -111,7 +111,7 @@ impl<'py> EvalArgs<'py> {
 
 /// Per-question metrics of a block of score rows; see `hybridrs._core.pyi`.
 #[pyfunction]
-#[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm))]
+#[pyo3(signature = (scores, first_row, relevance_indptr, relevance_indices, lang_offsets, recall_at, map_at, map_norm, *, single_thread=false))]
 #[allow(clippy::too_many_arguments)]
 fn query_metrics<'py>(
     py: Python<'py>,
@@ -123,6 +123,7 @@ fn query_metrics<'py>(
     recall_at: Vec<usize>,
     map_at: usize,
     map_norm: &str,
+    single_thread: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let args = EvalArgs::new(
         relevance_indptr,
@@ -134,9 +135,11 @@ fn query_metrics<'py>(
     )?;
     let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
     let s = scores_array(scores)?;
-    let m = match &s {
-        Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, spec)?,
-        Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, spec)?,
+    let m = match (&s, single_thread) {
+        (Scores::F32(a), false) => score_block(py, a, first_row, &rel, &layout, spec)?,
+        (Scores::F64(a), false) => score_block(py, a, first_row, &rel, &layout, spec)?,
+        (Scores::F32(a), true) => score_block_here(py, a, first_row, &rel, &layout, spec)?,
+        (Scores::F64(a), true) => score_block_here(py, a, first_row, &rel, &layout, spec)?,
     };
     metrics_dict(py, m)
 }
@@ -441,6 +444,21 @@ fn score_block<T: eval::Score + numpy::Element>(
     let (data, n) = checked_block(a, layout)?;
     detached(py, || {
         eval::query_metrics(data, n, first_row, rel, layout, spec)
+    })
+}
+
+/// [`score_block`] on the calling thread alone (see `eval::on_this_thread`).
+fn score_block_here<T: eval::Score + numpy::Element>(
+    py: Python<'_>,
+    a: &PyReadonlyArray2<'_, T>,
+    first_row: usize,
+    rel: &eval::Relevance<'_>,
+    layout: &eval::Layout,
+    spec: &eval::Spec,
+) -> PyResult<eval::QueryMetrics> {
+    let (data, n) = checked_block(a, layout)?;
+    detached(py, || {
+        eval::on_this_thread(|| eval::query_metrics(data, n, first_row, rel, layout, spec))
     })
 }
 

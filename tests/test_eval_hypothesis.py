@@ -95,6 +95,54 @@ def test_one_candidate_and_no_relevant():
     assert hybridrs.evaluate(one, np.array([[1.0]])).summary()["multi"] == 1.0
 
 
+@settings(max_examples=100, deadline=None)
+@given(problems(), st.integers(1, 40), st.integers(0, 2**32 - 1), st.integers(1, 9))
+def test_blocked_embeddings_path_equals_the_scores_form(problem, dim, seed, rows):
+    """The blocked path (one worker thread per core, each a single-threaded BLAS block counted
+    at once on its own thread, blocks taken in any order) gives the per-question metrics of the
+    whole score matrix bit for bit, whatever the block size (small-integer embeddings: exact
+    dot products in any summation order)."""
+    ds, _ = problem
+    rng = np.random.default_rng(seed)
+    q = rng.integers(-2, 3, size=(ds.n_questions, dim)).astype(np.float32)
+    c = rng.integers(-2, 3, size=(ds.n_candidates, dim)).astype(np.float32)
+    whole = hybridrs.evaluate(ds, q @ c.T, keep_per_query=True)
+    blocked = hybridrs.evaluate(ds, q, c, backend="blocked", block_rows=rows, keep_per_query=True)
+    assert whole.per_query is not None and blocked.per_query is not None
+    for k in whole.per_query:
+        np.testing.assert_array_equal(blocked.per_query[k], whole.per_query[k], err_msg=k)
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(blocked, f), getattr(whole, f), err_msg=f)
+
+
+def test_single_thread_kernel_equals_the_pool_from_many_threads():
+    """``single_thread=True`` (the calling thread as the only worker, the blocked path's
+    counting) gives the pool's result bit for bit, called from several threads at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hybridrs import _core
+
+    rng = np.random.default_rng(3)
+    nq, nc = 300, 257
+    offsets = np.array([0, 90, 200, nc], dtype=np.int64)
+    indptr = np.arange(0, 2 * nq + 1, 2, dtype=np.int64)
+    indices = rng.integers(0, nc, size=2 * nq).astype(np.int64)
+    indices[1::2] = (indices[0::2] + 1) % nc
+    scores = rng.standard_normal((nq, nc)).astype(np.float32)
+    scores[:, ::7] = 0.25  # ties
+    common = (indptr, indices, offsets, [1, 10], 10, "R")
+    want = _core.query_metrics(scores, 0, *common)
+
+    def block(a: int) -> dict:
+        return _core.query_metrics(scores[a : a + 50], a, *common, single_thread=True)
+
+    for _ in range(3):
+        with ThreadPoolExecutor(4) as ex:
+            parts = list(ex.map(block, range(0, nq, 50)))
+        for k in want:
+            np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), want[k])
+
+
 @settings(max_examples=200, deadline=None)
 @given(problems(), st.integers(1, 40), st.integers(0, 2**32 - 1))
 def test_fused_embeddings_path_equals_reference(problem, dim, seed):

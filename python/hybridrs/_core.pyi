@@ -36,8 +36,13 @@ def query_metrics(
     recall_at: list[int],
     map_at: int,
     map_norm: str,
+    *,
+    single_thread: bool = False,
 ) -> dict[str, npt.NDArray[Any]]:
     """Per-question metrics of the score rows ``first_row .. first_row + len(scores)``.
+
+    ``single_thread``: run on the calling thread alone (for callers that keep one such call
+    per core busy themselves) instead of the extension's thread pool.
 
     ``scores`` is C-contiguous, ``(rows, n_candidates)``; candidates are grouped by language
     (``lang_offsets``, L + 1 entries); relevance is CSR over all questions. Returns flat arrays

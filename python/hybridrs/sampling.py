@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import _core
 from ._checks import as_int
@@ -84,9 +85,13 @@ def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.nd
         bad = int(np.flatnonzero(values.is_null().to_numpy(zero_copy_only=False))[0])
         raise TypeError(f"{field}: row {bad} is null; expected a non-empty string")
     _, off_buf, data_buf = values.buffers()[:3]
-    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
     n = len(values)
-    offsets = np.frombuffer(off_buf, dtype=width)[values.offset : values.offset + n + 1]
+    span = slice(values.offset, values.offset + n + 1)
+    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64] = (
+        np.frombuffer(off_buf, dtype=np.int64)[span]
+        if pa.types.is_large_string(values.type)
+        else np.frombuffer(off_buf, dtype=np.int32)[span]
+    )  # read by Rust as they are (no widening copy)
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )

@@ -4,7 +4,34 @@
 use rayon::prelude::*;
 
 use super::*;
-use crate::error::{try_vec, CoreResult};
+use crate::error::{try_vec, CoreError, CoreResult};
+
+/// Runs `f` with the calling thread as the only worker (a one-thread rayon pool made of it, kept
+/// for the thread's life), so that the kernels' parallel loops run there: for callers that
+/// already keep one task per core busy (say, a BLAS block and its counting per thread), where
+/// the global pool's threads would only compete with them.
+pub fn on_this_thread<R: Send>(f: impl FnOnce() -> CoreResult<R> + Send) -> CoreResult<R> {
+    thread_local! {
+        static POOL: std::cell::OnceCell<Result<rayon::ThreadPool, String>> =
+            const { std::cell::OnceCell::new() };
+    }
+    POOL.with(|cell| {
+        let pool = cell.get_or_init(|| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+                .map_err(|e| e.to_string())
+        });
+        match pool {
+            Ok(p) => p.install(f),
+            Err(e) => Err(CoreError::value(
+                "single_thread",
+                format!("no thread pool on this thread: {e}"),
+            )),
+        }
+    })
+}
 
 /// The output slices of one parallel task: `rows()` consecutive questions.
 pub(crate) struct TaskOut<'a> {
