@@ -111,7 +111,7 @@ def embeddings_rows(ds, q, c, repeat: int) -> list[tuple[str, float, str]]:
         )
     rows.append(
         (
-            "evaluate, blocked (numpy blocks + kernel)",
+            "evaluate, blocked (a BLAS block + its count per core)",
             t["blocked"],
             f"{t['blocked'] / bare:.2f}x the bare numpy matmul",
         )
