@@ -49,32 +49,7 @@ impl PairPool {
     ///
     /// Errors name the row: a language out of range, or one group twice in one language.
     pub fn from_arrays(group_ids: &[i64], langs: &[i64], n_langs: usize) -> CoreResult<Self> {
-        if group_ids.len() != langs.len() {
-            return Err(CoreError::shape(
-                "langs",
-                format!(
-                    "has {} entries but group_ids has {}",
-                    langs.len(),
-                    group_ids.len()
-                ),
-            ));
-        }
-        if n_langs == 0 || n_langs > MAX_LANGS {
-            return Err(CoreError::value(
-                "n_langs",
-                format!("must be in 1..={MAX_LANGS}, got {n_langs}"),
-            ));
-        }
-        let n = group_ids.len();
-        if n == 0 {
-            return Err(CoreError::value("group_ids", "the pool is empty"));
-        }
-        if n > u32::MAX as usize {
-            return Err(CoreError::value(
-                "group_ids",
-                "more than 4294967295 rows are not supported",
-            ));
-        }
+        let n = check_sizes(group_ids.len(), langs.len(), n_langs)?;
         for (i, &l) in langs.iter().enumerate() {
             if l < 0 || l as usize >= n_langs {
                 return Err(CoreError::value(
@@ -124,28 +99,7 @@ impl PairPool {
         langs: &[u32],
         n_langs: usize,
     ) -> CoreResult<Self> {
-        let n = groups.len();
-        if langs.len() != n {
-            return Err(CoreError::shape(
-                "langs",
-                format!("has {} entries but group_ids has {n}", langs.len()),
-            ));
-        }
-        if n_langs == 0 || n_langs > MAX_LANGS {
-            return Err(CoreError::value(
-                "n_langs",
-                format!("must be in 1..={MAX_LANGS}, got {n_langs}"),
-            ));
-        }
-        if n == 0 {
-            return Err(CoreError::value("group_ids", "the pool is empty"));
-        }
-        if n > u32::MAX as usize {
-            return Err(CoreError::value(
-                "group_ids",
-                "more than 4294967295 rows are not supported",
-            ));
-        }
+        let n = check_sizes(groups.len(), langs.len(), n_langs)?;
         // 1. partition the rows by the top bits of their group code (each thread its chunk of
         // rows, in order; entries `code << 40 | language << 32 | row`, gathered WC at a time)
         let g_bits = usize::BITS - (n_groups.max(2) - 1).leading_zeros();
@@ -446,6 +400,33 @@ impl PairPool {
 
 /// Per row, a compact non-negative key of its group that orders as the ids do (`id - min` when
 /// the ids span a compact range, else the rank among the distinct ids), and the key span.
+/// The checks both constructors share: as many languages as group ids, a language count in
+/// `1..=MAX_LANGS`, and `1..=u32::MAX` rows. Returns the number of rows.
+fn check_sizes(n_ids: usize, n_lang_entries: usize, n_langs: usize) -> CoreResult<usize> {
+    if n_lang_entries != n_ids {
+        return Err(CoreError::shape(
+            "langs",
+            format!("has {n_lang_entries} entries but group_ids has {n_ids}"),
+        ));
+    }
+    if n_langs == 0 || n_langs > MAX_LANGS {
+        return Err(CoreError::value(
+            "n_langs",
+            format!("must be in 1..={MAX_LANGS}, got {n_langs}"),
+        ));
+    }
+    if n_ids == 0 {
+        return Err(CoreError::value("group_ids", "the pool is empty"));
+    }
+    if n_ids > u32::MAX as usize {
+        return Err(CoreError::value(
+            "group_ids",
+            "more than 4294967295 rows are not supported",
+        ));
+    }
+    Ok(n_ids)
+}
+
 fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
     let (mn, mx) = ids
         .iter()

@@ -135,11 +135,10 @@ fn query_metrics<'py>(
     )?;
     let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
     let s = scores_array(scores)?;
-    let m = match (&s, single_thread) {
-        (Scores::F32(a), false) => score_block(py, a, first_row, &rel, &layout, spec)?,
-        (Scores::F64(a), false) => score_block(py, a, first_row, &rel, &layout, spec)?,
-        (Scores::F32(a), true) => score_block_here(py, a, first_row, &rel, &layout, spec)?,
-        (Scores::F64(a), true) => score_block_here(py, a, first_row, &rel, &layout, spec)?,
+    let one = single_thread;
+    let m = match &s {
+        Scores::F32(a) => score_block(py, a, first_row, &rel, &layout, spec, one)?,
+        Scores::F64(a) => score_block(py, a, first_row, &rel, &layout, spec, one)?,
     };
     metrics_dict(py, m)
 }
@@ -432,7 +431,9 @@ fn f32_matrix<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyA
     })
 }
 
-/// Checks a score block's shape and runs the kernel on it with the GIL released.
+/// Checks a score block's shape and runs the kernel on it with the GIL released: on the
+/// extension's thread pool, or with `single_thread` on the calling thread alone (see
+/// `eval::on_this_thread`).
 fn score_block<T: eval::Score + numpy::Element>(
     py: Python<'_>,
     a: &PyReadonlyArray2<'_, T>,
@@ -440,25 +441,16 @@ fn score_block<T: eval::Score + numpy::Element>(
     rel: &eval::Relevance<'_>,
     layout: &eval::Layout,
     spec: &eval::Spec,
+    single_thread: bool,
 ) -> PyResult<eval::QueryMetrics> {
     let (data, n) = checked_block(a, layout)?;
+    let run = || eval::query_metrics(data, n, first_row, rel, layout, spec);
     detached(py, || {
-        eval::query_metrics(data, n, first_row, rel, layout, spec)
-    })
-}
-
-/// [`score_block`] on the calling thread alone (see `eval::on_this_thread`).
-fn score_block_here<T: eval::Score + numpy::Element>(
-    py: Python<'_>,
-    a: &PyReadonlyArray2<'_, T>,
-    first_row: usize,
-    rel: &eval::Relevance<'_>,
-    layout: &eval::Layout,
-    spec: &eval::Spec,
-) -> PyResult<eval::QueryMetrics> {
-    let (data, n) = checked_block(a, layout)?;
-    detached(py, || {
-        eval::on_this_thread(|| eval::query_metrics(data, n, first_row, rel, layout, spec))
+        if single_thread {
+            eval::on_this_thread(run)
+        } else {
+            run()
+        }
     })
 }
 
