@@ -169,11 +169,47 @@ fn bias_counts<'py>(
         Scores::F32(a) => bias_block(py, a, first_row, &rel, &layout, &top_k)?,
         Scores::F64(a) => bias_block(py, a, first_row, &rel, &layout, &top_k)?,
     };
+    bias_dict(py, b)
+}
+
+fn bias_dict(py: Python<'_>, b: eval::BiasCounts) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("max_rank", b.max_rank.into_pyarray(py))?;
     d.set_item("lang_min_rank", b.lang_min_rank.into_pyarray(py))?;
     d.set_item("top_counts", b.top_counts.into_pyarray(py))?;
     Ok(d)
+}
+
+/// Language-bias counts from counts summed over candidate shards; see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (gt, ge_top, first_row, n_rows, relevance_indptr, relevance_indices, lang_offsets, top_k))]
+#[allow(clippy::too_many_arguments)]
+fn bias_from_counts<'py>(
+    py: Python<'py>,
+    gt: &Bound<'py, PyAny>,
+    ge_top: &Bound<'py, PyAny>,
+    first_row: usize,
+    n_rows: usize,
+    relevance_indptr: &Bound<'py, PyAny>,
+    relevance_indices: &Bound<'py, PyAny>,
+    lang_offsets: &Bound<'py, PyAny>,
+    top_k: Vec<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let args = EvalArgs::new(
+        relevance_indptr,
+        relevance_indices,
+        lang_offsets,
+        vec![],
+        1,
+        "R",
+    )?;
+    let (layout, rel) = (args.layout()?, args.relevance()?);
+    let (gt, ge_top) = (u32_array(gt, "gt")?, u32_array(ge_top, "ge_top")?);
+    let (gt, ge_top) = (contiguous(&gt, "gt")?, contiguous(&ge_top, "ge_top")?);
+    let b = detached(py, || {
+        eval::bias_from_counts(first_row, n_rows, &rel, &layout, &top_k, gt, ge_top)
+    })?;
+    bias_dict(py, b)
 }
 
 fn bias_block<T: eval::Score + numpy::Element>(
@@ -881,6 +917,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(row_top_values, m)?)?;
     m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(bias_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes_offsets, m)?)?;

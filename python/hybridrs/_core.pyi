@@ -12,6 +12,7 @@ __all__ = [
     "__version__",
     "aggregate",
     "bias_counts",
+    "bias_from_counts",
     "fused_available",
     "graded_metrics",
     "metrics_from_counts",
@@ -106,6 +107,21 @@ def metrics_from_counts(
     Each question's relevant candidates must be sorted without repeats. The same fields as
     :func:`query_metrics`, equal to it bit for bit. Releases the GIL.
     """
+
+def bias_from_counts(
+    gt: npt.NDArray[np.uint32],
+    ge_top: npt.NDArray[np.uint32],
+    first_row: int,
+    n_rows: int,
+    relevance_indptr: npt.NDArray[np.int64],
+    relevance_indices: npt.NDArray[np.int64],
+    lang_offsets: npt.NDArray[np.int64],
+    top_k: list[int],
+) -> dict[str, npt.NDArray[np.uint64]]:
+    """The fields of :func:`bias_counts` for the questions ``first_row .. first_row + n_rows``
+    from counts summed over shards: ``gt`` (relevant candidates x L: candidates of each
+    language scored above each relevant one) and ``ge_top`` (rows x len(top_k) x L: candidates
+    of each language scoring at least the row's k-th best score). Releases the GIL."""
 
 def graded_metrics(
     scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],

@@ -37,7 +37,7 @@ pub use bias::{bias_counts, BiasCounts};
 pub use counting::{simd_level, simd_name, SIMD_AVX2, SIMD_AVX512, SIMD_PORTABLE};
 pub use graded::{graded_metrics, GradedMetrics};
 pub use kernel::query_metrics;
-pub use shard::{metrics_from_counts, row_top_values, threshold_counts};
+pub use shard::{bias_from_counts, metrics_from_counts, row_top_values, threshold_counts};
 pub use tasks::on_this_thread;
 pub use types::{
     Layout, MapNorm, QueryMetrics, QueryMetricsView, Relevance, Score, Spec, MAX_LANGS,

@@ -55,6 +55,71 @@ fn check_indptr(
     Ok(())
 }
 
+/// The bias counts of [`bias_counts`] from counts summed over the shards of the candidates:
+/// each relevant candidate's pooled rank is 1 + the candidates of any language scored above it
+/// (`gt`: `m x L` for the `m` relevant candidates of rows `first_row..first_row + n_rows`, in
+/// CSR order), and `ge_top` (`n_rows x len(top_ks) x L`) counts each language's candidates
+/// scoring `>=` a row's k-th best score (so ranked `<= k`).
+pub fn bias_from_counts(
+    first_row: usize,
+    n_rows: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+    top_ks: &[usize],
+    gt: &[u32],
+    ge_top: &[u32],
+) -> CoreResult<BiasCounts> {
+    rel.validate(layout.n_candidates())?;
+    rel.check_rows("gt", first_row, n_rows)?;
+    let nl = layout.n_langs();
+    let nk = top_ks.len();
+    let base = rel.indptr[first_row] as usize;
+    let m = rel.indptr[first_row + n_rows] as usize - base;
+    if gt.len() != m.saturating_mul(nl) {
+        return Err(CoreError::shape(
+            "gt",
+            format!("has {} counts, expected {m} x {nl}", gt.len()),
+        ));
+    }
+    if ge_top.len() != n_rows.saturating_mul(nk).saturating_mul(nl) {
+        return Err(CoreError::shape(
+            "ge_top",
+            format!(
+                "has {} counts, expected {n_rows} x {nk} x {nl}",
+                ge_top.len()
+            ),
+        ));
+    }
+    let mut out = BiasCounts {
+        n_langs: nl,
+        top_ks: top_ks.to_vec(),
+        max_rank: try_vec("gt", &[n_rows], 0)?,
+        lang_min_rank: try_vec("gt", &[n_rows, nl], 0)?,
+        top_counts: try_vec("ge_top", &[n_rows, nl, nk], 0)?,
+    };
+    for i in 0..n_rows {
+        let q = first_row + i;
+        for j in rel.indptr[q] as usize..rel.indptr[q + 1] as usize {
+            let above: u64 = gt[(j - base) * nl..(j - base + 1) * nl]
+                .iter()
+                .map(|&x| u64::from(x))
+                .sum();
+            let rank = 1 + above;
+            out.max_rank[i] = out.max_rank[i].max(rank);
+            let slot = &mut out.lang_min_rank[i * nl + layout.lang_of(rel.indices[j] as usize)];
+            if *slot == 0 || rank < *slot {
+                *slot = rank;
+            }
+        }
+        for k in 0..nk {
+            for l in 0..nl {
+                out.top_counts[(i * nl + l) * nk + k] = u64::from(ge_top[(i * nk + k) * nl + l]);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// For each row of a block of scores (`n_rows x layout.n_candidates()`, row-major: a shard's
 /// columns, grouped by language as `layout` says) and each of that row's thresholds
 /// (`thr[thr_indptr[i]..thr_indptr[i + 1]]`), the number of the row's candidates of each
@@ -375,8 +440,33 @@ mod tests {
                     bits(&full.lang_recall[first * nl * 2..(first + n) * nl * 2])
                 );
                 assert_eq!(m.n_relevant, full.n_relevant[r]);
+                // the bias counts from the same summed counts, and each language's candidates
+                // scoring at least the row's k-th best score
+                let ks = [1usize, 3];
+                let mut ge_top = Vec::new();
+                for q in first..first + n {
+                    let row = &scores[q * n_cols..(q + 1) * n_cols];
+                    let mut sorted = row.to_vec();
+                    sorted.sort_by(|x, y| y.total_cmp(x));
+                    for &k in &ks {
+                        for l in 0..nl {
+                            let (s, e) = (offsets[l] as usize, offsets[l + 1] as usize);
+                            ge_top
+                                .push(row[s..e].iter().filter(|&&x| x >= sorted[k - 1]).count()
+                                    as u32);
+                        }
+                    }
+                }
+                let got =
+                    bias_from_counts(first, n, &rel, &layout, &ks, &gt[a * nl..b * nl], &ge_top)
+                        .unwrap();
+                let block = &scores[first * n_cols..(first + n) * n_cols];
+                let want = bias_counts(block, n, first, &rel, &layout, &ks).unwrap();
+                assert_eq!(got, want);
             }
         }
+        let bad = bias_from_counts(0, 2, &rel, &layout, &[1], &[0u32; 3], &[0u32; 8]);
+        assert!(bad.unwrap_err().to_string().contains("gt"));
     }
 
     #[test]

@@ -287,7 +287,6 @@ def evaluate_sharded(
     n_l = len(dataset.languages)
     offsets = np.asarray(dataset.lang_offsets, dtype=np.int64)
     indptr, indices = sorted_relevance(dataset)
-    cand_lang = np.searchsorted(offsets, indices, side="right") - 1
     n_local = stop - start
     kmax = min(max(top_k, default=1), nc)
     k_eff = np.minimum(np.asarray(top_k, dtype=np.int64), nc)
@@ -395,9 +394,10 @@ def evaluate_sharded(
                 thr_np, ge_s, gt_s, a, n, indptr, indices, offsets, recall_at, map_at, map_norm
             )
         )
-        bias_parts.append(
-            _bias_from_counts(n, n_l, rows, cand_lang[ia:ib], gt_s, ge_tops, len(top_k))
+        b_counts = _core.bias_from_counts(
+            gt_s, ge_tops, a, n, indptr, indices, offsets, list(top_k)
         )
+        bias_parts.append((b_counts["max_rank"], b_counts["lang_min_rank"], b_counts["top_counts"]))
     per = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     agg = _core.aggregate(per, dataset.question_lang, n_l, len(recall_at))
     report = EvalReport(
@@ -445,25 +445,3 @@ def _tensor(x: Any, field: str) -> Any:
     if x.ndim != 2:
         raise ValueError(f"{field}: expected a 2-d array, got shape {tuple(x.shape)}")
     return x.contiguous()
-
-
-def _bias_from_counts(
-    n: int,
-    n_l: int,
-    rows: np.ndarray,
-    rel_lang: np.ndarray,
-    gt: np.ndarray,
-    ge_top: np.ndarray,
-    n_top: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The bias counts of :func:`hybridrs._core.bias_counts` from summed counts: each relevant
-    candidate's pooled rank is 1 + the candidates scored above it in any language."""
-    rank = 1 + gt.reshape(-1, n_l).sum(axis=1, dtype=np.int64)
-    max_rank = np.zeros(n, dtype=np.int64)
-    np.maximum.at(max_rank, rows, rank)
-    big = np.iinfo(np.int64).max
-    lang_min = np.full((n, n_l), big, dtype=np.int64)
-    np.minimum.at(lang_min, (rows, rel_lang), rank)
-    lang_min[lang_min == big] = 0
-    top_counts = ge_top.reshape(n, n_top, n_l).transpose(0, 2, 1).astype(np.int64)
-    return max_rank, lang_min.reshape(-1), top_counts.reshape(-1)
