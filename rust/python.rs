@@ -74,6 +74,15 @@ struct EvalArgs<'py> {
 }
 
 impl<'py> EvalArgs<'py> {
+    /// The relevance and the layout alone (the metric settings unused: bias counts).
+    fn relevance_only(
+        indptr: &Bound<'py, PyAny>,
+        indices: &Bound<'py, PyAny>,
+        offsets: &Bound<'py, PyAny>,
+    ) -> PyResult<Self> {
+        Self::new(indptr, indices, offsets, vec![], 1, "R")
+    }
+
     fn new(
         relevance_indptr: &Bound<'py, PyAny>,
         relevance_indices: &Bound<'py, PyAny>,
@@ -155,14 +164,7 @@ fn bias_counts<'py>(
     lang_offsets: &Bound<'py, PyAny>,
     top_k: Vec<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args = EvalArgs::new(
-        relevance_indptr,
-        relevance_indices,
-        lang_offsets,
-        vec![],
-        1,
-        "R",
-    )?;
+    let args = EvalArgs::relevance_only(relevance_indptr, relevance_indices, lang_offsets)?;
     let (layout, rel) = (args.layout()?, args.relevance()?);
     let s = scores_array(scores)?;
     let b = match &s {
@@ -195,14 +197,7 @@ fn bias_from_counts<'py>(
     lang_offsets: &Bound<'py, PyAny>,
     top_k: Vec<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let args = EvalArgs::new(
-        relevance_indptr,
-        relevance_indices,
-        lang_offsets,
-        vec![],
-        1,
-        "R",
-    )?;
+    let args = EvalArgs::relevance_only(relevance_indptr, relevance_indices, lang_offsets)?;
     let (layout, rel) = (args.layout()?, args.relevance()?);
     let (gt, ge_top) = (u32_array(gt, "gt")?, u32_array(ge_top, "ge_top")?);
     let (gt, ge_top) = (contiguous(&gt, "gt")?, contiguous(&ge_top, "ge_top")?);
