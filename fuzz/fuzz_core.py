@@ -376,7 +376,20 @@ def _strategies() -> dict[str, Any]:
             case["l"] = case["l"][:-1]
         return case
 
+    @st.composite
+    def bias_case(draw: Any) -> dict[str, Any]:
+        ds, scores = draw(problem())
+        what = draw(st.sampled_from(["none", "none", "none", "gt", "ge_top", "top_k", "rows"]))
+        return {
+            "ds": ds,
+            "scores": scores,
+            "top_k": draw(st.lists(st.integers(1, 8), min_size=1, max_size=3)),
+            "what": what,
+            "valid": what == "none",
+        }
+
     return {
+        "bias_from_counts": bias_case(),
         "strings": strings_case(),
         "dense_pool": dense_case(),
         "query_metrics": metrics_case(),
@@ -538,6 +551,39 @@ def _valid_or_refused(check: Any, a: dict[str, Any]) -> str:
     return out if a["valid"] else "mismatch"
 
 
+def check_bias_from_counts(a: dict[str, Any]) -> str:
+    return _valid_or_refused(_check_bias_from_counts, a)
+
+
+def _check_bias_from_counts(a: dict[str, Any]) -> str:
+    """Counts summed as the sharded path sums them (one shard: the whole row) give the bias
+    counts of the score rows themselves."""
+    from hybridrs import _core
+
+    ds, s = a["ds"], np.ascontiguousarray(a["scores"], dtype=np.float64)
+    indptr, indices, off = ds.relevance_indptr, ds.relevance_indices, ds.lang_offsets
+    n, nc = s.shape
+    top_k = list(a["top_k"])
+    thr = s[np.repeat(np.arange(n), np.diff(indptr)), indices]
+    _, gt = _core.threshold_counts(s, 0, off, indptr, np.ascontiguousarray(thr))
+    kth = -np.sort(-s, axis=1)[:, [min(k, nc) - 1 for k in top_k]]
+    tptr = np.arange(0, n * len(top_k) + 1, len(top_k), dtype=np.int64)
+    ge_top, _ = _core.threshold_counts(s, 0, off, tptr, np.ascontiguousarray(kth.reshape(-1)))
+    n_rows, what = n, a["what"]
+    if what == "gt":
+        gt = np.concatenate([gt, np.zeros(1, dtype=gt.dtype)])
+    elif what == "ge_top":
+        ge_top = ge_top[:-1]
+    elif what == "top_k":
+        top_k = [*top_k, 1]  # one cutoff more than ge_top holds
+    elif what == "rows":
+        n_rows = n + 1
+    got = _core.bias_from_counts(gt, ge_top, 0, n_rows, indptr, indices, off, top_k)
+    want = _core.bias_counts(s, 0, indptr, indices, off, top_k)
+    same = got.keys() == want.keys() and all(np.array_equal(got[k], want[k]) for k in want)
+    return "ok" if same else "mismatch"
+
+
 def check_strings(a: dict[str, Any]) -> str:
     return _valid_or_refused(_check_strings, a)
 
@@ -603,6 +649,7 @@ def _check_dense_pool(a: dict[str, Any]) -> str:
 
 
 CHECKS = {
+    "bias_from_counts": check_bias_from_counts,
     "strings": check_strings,
     "dense_pool": check_dense_pool,
     "query_metrics": check_query_metrics,
