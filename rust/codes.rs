@@ -14,6 +14,7 @@
 //! distinct strings, and each thread writes the codes of its chunk of rows.
 
 use crate::error::{CoreError, CoreResult};
+use crate::partition::Partitioner;
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
@@ -214,10 +215,9 @@ fn hash_inline(k: u128) -> u64 {
     fmix64((hi.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ lo).wrapping_mul(0x517c_c1b7_2722_0a95))
 }
 
-/// Hasher of the numbering tables: byte keys through [`hash_bytes`], inline keys through
-/// [`hash_inline`], `u64` keys (already hashes) passed through. The top bits, which chose the
-/// bucket and are equal for every key in it, are rotated away from the bits the table uses for
-/// its tags (top) and slots (bottom).
+/// Hasher of the numbering tables: byte keys through [`hash_bytes`], `u64` keys (already
+/// hashes) passed through. The top bits, which chose the bucket and are equal for every key in
+/// it, are rotated away from the bits the table uses for its tags (top) and slots (bottom).
 #[derive(Default)]
 struct KeyHasher(u64);
 impl Hasher for KeyHasher {
@@ -230,9 +230,6 @@ impl Hasher for KeyHasher {
     fn write_usize(&mut self, _: usize) {} // the length prefix of a slice key: in hash_bytes
     fn write_u64(&mut self, x: u64) {
         self.0 = x.rotate_left(32);
-    }
-    fn write_u128(&mut self, x: u128) {
-        self.0 = hash_inline(x).rotate_left(32);
     }
 }
 type Table<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
@@ -540,8 +537,6 @@ fn empty_row(field: &'static str, row: u32) -> CoreError {
 
 /// Longest key (bytes) packed inline with its row.
 const INLINE: usize = 11;
-/// Entries gathered per bucket before they are copied to it (one 128-byte line pair).
-const WC: usize = 8;
 
 /// One thread-chunk's rows of one bucket, in row order: short keys packed inline with their
 /// rows; longer keys as `(hash, row, end of its bytes)` with the bytes one after the other.
@@ -588,31 +583,16 @@ pub fn string_codes(
         .map(|c| {
             let rows = c * chunk..((c + 1) * chunk).min(n);
             let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
-            let mut out: Vec<Part> = (0..nb)
-                .map(|_| Part {
-                    inline: Vec::with_capacity(cap),
-                    ..Part::default()
-                })
-                .collect();
-            // write-combining: WC entries per bucket gathered in L1, then copied together (one
-            // store stream per bucket would miss the TLB on nearly every row)
-            let mut wc = vec![[0u128; WC]; nb];
-            let mut fill = vec![0u8; nb];
+            let mut out: Vec<Part> = (0..nb).map(|_| Part::default()).collect();
+            // write-combined (one store stream per bucket would miss the TLB on nearly every row)
+            let mut inline = Partitioner::new(nb, cap);
             for row in rows {
                 if let Some(e) = keys.inline(row) {
                     let k = e >> 32;
                     if k == 0 {
                         return Err(row as u32); // the empty string
                     }
-                    let b = (hash_inline(k) >> (64 - bits)) as usize;
-                    let f = fill[b] as usize;
-                    wc[b][f] = e;
-                    if f + 1 == WC {
-                        out[b].inline.extend_from_slice(&wc[b]);
-                        fill[b] = 0;
-                    } else {
-                        fill[b] += 1;
-                    }
+                    inline.push((hash_inline(k) >> (64 - bits)) as usize, e);
                 } else {
                     let key = keys.key(row);
                     let h = hash_bytes(key);
@@ -621,8 +601,8 @@ pub fn string_codes(
                     p.long.push((h, row as u32, p.bytes.len()));
                 }
             }
-            for (b, p) in out.iter_mut().enumerate() {
-                p.inline.extend_from_slice(&wc[b][..fill[b] as usize]);
+            for (p, entries) in out.iter_mut().zip(inline.finish()) {
+                p.inline = entries;
             }
             Ok(out)
         })

@@ -16,6 +16,7 @@
 pub mod codes;
 pub mod error;
 pub mod eval;
+mod partition;
 pub mod pool;
 pub mod sampler;
 

@@ -6,6 +6,7 @@
 //! about 9 bytes per row.
 
 use crate::error::{CoreError, CoreResult};
+use crate::partition::Partitioner;
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -119,28 +120,15 @@ impl PairPool {
             .enumerate()
             .map(|(c, (gs, ls))| {
                 let cap = gs.len() / np + gs.len() / (4 * np) + 16;
-                let mut out: Vec<Vec<u64>> = (0..np).map(|_| Vec::with_capacity(cap)).collect();
-                let mut wc = vec![[0u64; WC]; np];
-                let mut fill = vec![0u8; np];
+                let mut out = Partitioner::new(np, cap);
                 for (j, (&g, &l)) in gs.iter().zip(ls).enumerate() {
                     if g as usize >= n_groups || l as usize >= n_langs {
                         return Err(c * chunk + j);
                     }
                     let e = u64::from(g) << 40 | u64::from(l) << 32 | (c * chunk + j) as u64;
-                    let p = (g >> shift) as usize;
-                    let f = fill[p] as usize;
-                    wc[p][f] = e;
-                    if f + 1 == WC {
-                        out[p].extend_from_slice(&wc[p]);
-                        fill[p] = 0;
-                    } else {
-                        fill[p] += 1;
-                    }
+                    out.push((g >> shift) as usize, e);
                 }
-                for (p, o) in out.iter_mut().enumerate() {
-                    o.extend_from_slice(&wc[p][..fill[p] as usize]);
-                }
-                Ok(out)
+                Ok(out.finish())
             })
             .collect();
         let parts = parts
@@ -398,8 +386,6 @@ impl PairPool {
     }
 }
 
-/// Per row, a compact non-negative key of its group that orders as the ids do (`id - min` when
-/// the ids span a compact range, else the rank among the distinct ids), and the key span.
 /// The checks both constructors share: as many languages as group ids, a language count in
 /// `1..=MAX_LANGS`, and `1..=u32::MAX` rows. Returns the number of rows.
 fn check_sizes(n_ids: usize, n_lang_entries: usize, n_langs: usize) -> CoreResult<usize> {
@@ -427,6 +413,8 @@ fn check_sizes(n_ids: usize, n_lang_entries: usize, n_langs: usize) -> CoreResul
     Ok(n_ids)
 }
 
+/// Per row, a compact non-negative key of its group that orders as the ids do (`id - min` when
+/// the ids span a compact range, else the rank among the distinct ids), and the key span.
 fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
     let (mn, mx) = ids
         .iter()
@@ -454,9 +442,6 @@ fn group_keys(ids: &[i64]) -> (Vec<u64>, u64) {
         .collect();
     (keys, uniq.len() as u64)
 }
-
-/// Entries gathered per partition before they are copied to it (one cache line).
-const WC: usize = 8;
 
 /// Digit width of the radix sort.
 const RADIX_BITS: u32 = 11;

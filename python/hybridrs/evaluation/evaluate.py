@@ -106,7 +106,6 @@ def _blocked_metrics(
     rows: int,
     common: tuple[Any, ...],
     progress: bool,
-    workers: int | None = None,
 ) -> list[dict[str, np.ndarray]]:
     """Per-question metrics of ``q @ c.T`` block by block, one worker thread per core: each
     computes a block with a single-threaded BLAS call and counts it at once on the same thread
@@ -120,7 +119,7 @@ def _blocked_metrics(
 
     nq, nc = q.shape[0], c.shape[0]
     starts = list(range(0, nq, rows))
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(starts)))
+    n_workers = max(1, min(os.cpu_count() or 1, len(starts)))
     out: list[dict[str, np.ndarray] | None] = [None] * len(starts)
     lock = threading.Lock()
     todo = iter(range(len(starts)))
