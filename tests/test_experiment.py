@@ -131,3 +131,38 @@ def test_variants_are_cells_paired_with_the_strategies(
         vfile.write_text(text)
         assert main(_argv(tiny_model, small_train, small_eval, tmp_path / "e2", "--variants",
                           str(vfile))) == 2  # fmt: skip
+
+
+def test_cells_that_train_alike_train_once(tiny_model, small_train, small_eval, tmp_path):
+    """A variant that differs from a strategy only after training (WiSE-FT) starts from the
+    strategy's final checkpoint instead of training again, and ends exactly as if it had
+    trained on its own."""
+    import numpy as np
+
+    vfile = tmp_path / "variants.yaml"
+    vfile.write_text("hybrid-wise:\n  strategy: hybrid\n  wise_ft: '0.5'\n")
+
+    def run(out, strategies):
+        argv = _argv(tiny_model, small_train, small_eval, out, "--variants", str(vfile))
+        argv[argv.index("mono,hybrid")] = strategies
+        proc = subprocess.run([sys.executable, "-m", "hybridrs.cli.compare", *argv],
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return next((out).glob("*-to-*")), proc.stdout
+
+    shared, log = run(tmp_path / "shared", "hybrid")
+    assert "hybrid-wise-seed0: trains like hybrid-seed0" in log
+    assert log.count(": training in ") == 1  # hybrid only
+    summary = json.loads((shared / "hybrid-wise-seed0" / "summary.json").read_text())
+    assert summary["trained_as"] == "hybrid-seed0" and summary["train_seconds"] > 0
+    for cell in ("hybrid-seed0", "hybrid-wise-seed0"):  # the group done: checkpoints removed
+        assert not list((shared / cell / "run").glob("checkpoint-*")), cell
+    alone, log = run(tmp_path / "alone", "mono")  # no twin: the variant trains itself
+    assert "trains like" not in log and "hybrid-wise-seed0: training in" in log
+    with np.load(shared / "hybrid-wise-seed0" / "embeddings.npz") as a:
+        with np.load(alone / "hybrid-wise-seed0" / "embeddings.npz") as b:
+            np.testing.assert_array_equal(a["q"], b["q"])
+            np.testing.assert_array_equal(a["c"], b["c"])
+    with np.load(shared / "hybrid-seed0" / "embeddings.npz") as a:
+        with np.load(shared / "hybrid-wise-seed0" / "embeddings.npz") as b:
+            assert not np.array_equal(a["q"], b["q"])  # lambda 0.5 moved the weights

@@ -14,9 +14,14 @@ Layout of ``experiment_dir``::
     comparison.md / comparison.json / comparison.png
 
 Resumable: a cell with ``results.parquet`` is done and skipped; an interrupted cell resumes
-from its last checkpoint. Pairing: with a given seed every strategy starts from the same
-weights and the sampler visits the groups in the same per-epoch order (its shuffle is a
-function of the seed and the epoch), so only the batch composition differs.
+from its last checkpoint. Cells of one seed that differ only in what happens after training
+(WiSE-FT, :data:`~.settings.POST_TRAINING_SETTINGS`) train once: the first one trains, the
+others resume from its final checkpoint (hard-linked into their own run directory) and only
+apply their own post-training step; its checkpoints are kept until all of them are done.
+
+Pairing: with a given seed every strategy starts from the same weights and the sampler visits
+the groups in the same per-epoch order (its shuffle is a function of the seed and the epoch),
+so only the batch composition differs.
 """
 
 from __future__ import annotations
@@ -40,7 +45,14 @@ from ..evaluation.details import question_results, write_results
 from ..models import Encoder, cached_embeddings, resolve_model
 from ..sampling import STRATEGY_ALPHA
 from .checkpoint import list_checkpoints
-from .settings import TrainConfig, changed_settings, coerce_setting, read_mapping_file
+from .settings import (
+    POST_TRAINING_SETTINGS,
+    RESUMABLE_CHANGES,
+    TrainConfig,
+    changed_settings,
+    coerce_setting,
+    read_mapping_file,
+)
 from .trainer import Callback, Trainer
 
 __all__ = ["ExperimentConfig", "center_by_language", "run_experiment"]
@@ -220,6 +232,50 @@ def _check_experiment(
     os.replace(tmp, path)
 
 
+def _training_key(cfg: TrainConfig) -> str:
+    """What a cell trains: its settings without where it writes and without what is applied
+    after the loop. Cells with equal keys train identically."""
+    d = cfg.to_dict()
+    for k in RESUMABLE_CHANGES | POST_TRAINING_SETTINGS:
+        d.pop(k, None)
+    return json.dumps(d, sort_keys=True, default=str)
+
+
+def _final_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a finished run ended with (its step is the report's last step)."""
+    if not (run_dir / "report.json").exists():
+        return None
+    steps = json.loads((run_dir / "report.json").read_text())["train"]["steps"]
+    cps = list_checkpoints(run_dir)
+    return cps[-1] if cps and cps[-1].name == f"checkpoint-{steps}" else None
+
+
+def _share_training(run_dir: Path, source: Path, log: Any) -> bool:
+    """Starts ``run_dir`` from ``source``'s final checkpoint (hard links, or a copy where
+    links are refused), so that resuming it only runs the post-training step. False when
+    ``run_dir`` has begun already or ``source`` has no final checkpoint."""
+    cp = _final_checkpoint(source)
+    if cp is None or run_dir.exists():
+        return False
+    run_dir.mkdir(parents=True)
+    tmp = run_dir / f".tmp-{cp.name}"
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(cp, tmp, copy_function=link)
+    for name in ("metrics.jsonl", "report_before.json"):
+        if (source / name).exists():
+            shutil.copy2(source / name, run_dir / name)
+    (run_dir.parent / "trained_as").write_text(source.parent.name)
+    os.replace(tmp, run_dir / cp.name)  # complete, or not there at all
+    log(f"{run_dir.parent.name}: trains like {source.parent.name}; from its {cp.name}")
+    return True
+
+
 def _run_cell(
     cell: Path,
     base: TrainConfig,
@@ -227,8 +283,15 @@ def _run_cell(
     ds: RetrievalSet,
     log: Any,
     callbacks: Sequence[Callback] = (),
+    keep: bool = False,
+    shared_with: Path | None = None,
 ) -> dict[str, Any]:
+    """Trains (or resumes) one cell and evaluates it on ``ds``. ``keep``: leave its checkpoints
+    (another cell will start from the last one); ``shared_with``: a finished cell that trains
+    identically, whose final checkpoint this one starts from."""
     run_dir = cell / "run"
+    if shared_with is not None:
+        _share_training(run_dir, shared_with / "run", log)
     cfg = dataclasses.replace(base, output_dir=str(run_dir))
     if (run_dir / "report.json").exists() and (run_dir / "model").is_dir():
         log(f"{cell.name}: trained already; evaluating")
@@ -249,11 +312,17 @@ def _run_cell(
         device=None if base.device == "auto" else base.device,
     )
     q, c = enc.embed(ds, progress=not base.no_progress)
-    if not exp.keep_checkpoints:
+    if not (exp.keep_checkpoints or keep):
         for cp in list_checkpoints(run_dir):
             shutil.rmtree(cp, ignore_errors=True)
     report = json.loads((run_dir / "report.json").read_text())
-    extra = {"train_seconds": report["train"]["step_time_s"] * report["train"]["steps"]}
+    extra: dict[str, Any] = {
+        "train_seconds": report["train"]["step_time_s"] * report["train"]["steps"]
+    }
+    if (cell / "trained_as").exists():  # its own run only resumed the twin's final checkpoint
+        twin = (cell / "trained_as").read_text().strip()
+        src = json.loads((cell.parent / twin / "run" / "report.json").read_text())["train"]
+        extra = {"train_seconds": src["step_time_s"] * src["steps"], "trained_as": twin}
     extra["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return _write_cell(cell, ds, q, c, extra)
 
@@ -316,12 +385,28 @@ def run_experiment(
             _write_cell(untrained, ds, q, c, {})
             _write_cell(ddir / "untrained-centered", ds, *center_by_language(ds, q, c), {})
         for seed in seeds:
-            for name, over in kinds:
+            cfgs = {
+                name: dataclasses.replace(base, **{**over, "seed": seed, "train_data": str(tr)})
+                for name, over in kinds
+            }
+            twins: dict[str, list[Path]] = {}  # cells that train identically, in grid order
+            for name, cfg in cfgs.items():
+                twins.setdefault(_training_key(cfg), []).append(ddir / f"{name}-seed{seed}")
+            for name, cfg in cfgs.items():
                 cell = ddir / f"{name}-seed{seed}"
                 if (cell / "results.parquet").exists() or exp.tables_only:
                     continue
-                cfg = dataclasses.replace(base, **{**over, "seed": seed, "train_data": str(tr)})
-                _run_cell(cell, cfg, exp, ds, log, callbacks)
+                group = twins[_training_key(cfg)]
+                others = [t for t in group if t != cell]
+                pending = [t for t in others if not (t / "results.parquet").exists()]
+                source = next((t for t in others if _final_checkpoint(t / "run") is not None), None)
+                _run_cell(
+                    cell, cfg, exp, ds, log, callbacks, keep=bool(pending), shared_with=source
+                )
+                if not pending and not exp.keep_checkpoints:  # the group is done
+                    for twin in others:
+                        for cp in list_checkpoints(twin / "run"):
+                            shutil.rmtree(cp, ignore_errors=True)
         _refresh_results(ddir, ds, log)
         tables[dir_name] = compare_cells(ddir, [k for k, _ in kinds], seeds)
     _write_tables(root, tables)

@@ -21,6 +21,7 @@ from ..data import DEFAULT_DATA_DIR
 from ..sampling import ALPHA_SCHEDULES, resolve_alpha
 
 __all__ = [
+    "POST_TRAINING_SETTINGS",
     "RESUMABLE_CHANGES",
     "TrainConfig",
     "build_parser",
@@ -361,9 +362,14 @@ class TrainConfig:
         return asdict(self)
 
 
+#: Settings applied after the training loop (WiSE-FT's interpolation with the base weights):
+#: they do not change what is trained, so runs that differ only in these train identically and
+#: a finished run may be resumed from its last checkpoint with other values.
+POST_TRAINING_SETTINGS = frozenset({"wise_ft", "wise_ft_grid"})
+
 #: Settings that may differ between a checkpoint and the run resuming it: where and how the
 #: run reports and saves, not what it trains.
-RESUMABLE_CHANGES = frozenset(
+RESUMABLE_CHANGES = POST_TRAINING_SETTINGS | frozenset(
     {
         "output_dir",
         "overwrite_output_dir",
