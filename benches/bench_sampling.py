@@ -50,7 +50,7 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
 
     def dict_loop():
         by: dict = {}
-        for i, (g, lang) in enumerate(zip(ids_s, langs_s)):
+        for i, (g, lang) in enumerate(zip(ids_s, langs_s, strict=False)):
             by.setdefault(g, {})[lang] = i
         return by
 

@@ -174,7 +174,7 @@ def main() -> None:
             times = [np.load(f"{out}-time-{r}.npy") for r in range(size)]
             results[size] = dict(np.load(f"{out}-res.npz"))
             m = np.load(f"{out}-summary.npy")
-            s1 = dict(zip(["mono", "cross", "multi", "rank_distance"], m.tolist()))
+            s1 = dict(zip(["mono", "cross", "multi", "rank_distance"], m.tolist(), strict=False))
         secs = max(t[0] for t in times)
         same = ""
         if 1 in results:

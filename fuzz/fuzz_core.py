@@ -54,7 +54,9 @@ def _strategies() -> dict[str, Any]:
         n_langs = draw(st.integers(1, 4))
         langs = [f"l{i}" for i in range(n_langs)]
         per = [draw(st.integers(1 if i == 0 else 0, 5)) for i in range(n_langs)]
-        cands = [Candidate(lg, "c", "", 0) for lg, n in zip(langs, per) for _ in range(n)]
+        cands = [
+            Candidate(lg, "c", "", 0) for lg, n in zip(langs, per, strict=False) for _ in range(n)
+        ]
         nc = len(cands)
         nq = draw(st.integers(1, 6))
         qs, rel = [], []
@@ -460,7 +462,10 @@ def check_pool(a: dict[str, Any]) -> str:
         return "mismatch"
     try:
         rows, langs = pool.group(a["group"])
-        if any(a["g"][r] != a["g"][rows[0]] or a["l"][r] != lg for r, lg in zip(rows, langs)):
+        if any(
+            a["g"][r] != a["g"][rows[0]] or a["l"][r] != lg
+            for r, lg in zip(rows, langs, strict=False)
+        ):
             return "mismatch"
     except DOCUMENTED:
         pass
@@ -640,7 +645,7 @@ def _check_dense_pool(a: dict[str, Any]) -> str:
     if pool.n_groups != a["ng"] or pool.n_rows != want.n_rows:
         return "mismatch"
     same = all(
-        all(np.array_equal(x, y) for x, y in zip(pool.group(k), want.group(k)))
+        all(np.array_equal(x, y) for x, y in zip(pool.group(k), want.group(k), strict=False))
         for k in range(pool.n_groups)
     )
     s, w = pool.stats(), want.stats()

@@ -848,9 +848,9 @@ fn string_codes_offsets<'py>(
     codes_of(py, keys, id_order(order)?, f)
 }
 
-/// Dense codes of a Python list (or other sequence) of `str`: the strings' UTF-8 bytes are
-/// copied once into one buffer (no Python object is created per row), then hashed in
-/// parallel without the GIL.
+/// Dense codes of a Python list (or other sequence) of `str`: the strings' UTF-8 bytes (read
+/// in place: CPython keeps them beside an ASCII string's characters) are copied once into one
+/// buffer (no Python object is created per row), then hashed in parallel without the GIL.
 #[pyfunction]
 #[pyo3(signature = (field, items, order))]
 fn string_codes_list<'py>(
@@ -874,10 +874,9 @@ fn string_codes_list<'py>(
                 "{f}: row {i} is {shown}; expected a non-empty string (str)"
             ))
         })?;
-        // abi3 (Python 3.9's limited API) has no borrowed UTF-8 view: `to_cow` encodes into a
-        // temporary that is dropped at once
+        // a borrowed view (PyUnicode_AsUTF8AndSize, in the limited API since Python 3.10)
         let text = s
-            .to_cow()
+            .to_str()
             .map_err(|e| PyValueError::new_err(format!("{f}: row {i} is not valid text: {e}")))?;
         data.extend_from_slice(text.as_bytes());
         offsets.push(data.len() as i64);

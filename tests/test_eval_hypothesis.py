@@ -18,7 +18,11 @@ def problems(draw):
     n_langs = draw(st.integers(1, 4))
     langs = [f"l{i}" for i in range(n_langs)]
     per_lang = [draw(st.integers(1 if i == 0 else 0, 6)) for i in range(n_langs)]
-    cands = [Candidate(lang, f"c{j}", "", 0) for lang, n in zip(langs, per_lang) for j in range(n)]
+    cands = [
+        Candidate(lang, f"c{j}", "", 0)
+        for lang, n in zip(langs, per_lang, strict=False)
+        for j in range(n)
+    ]
     nc = len(cands)
     nq = draw(st.integers(1, 8))
     questions, relevance = [], []

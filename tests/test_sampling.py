@@ -32,7 +32,7 @@ def pools(draw, min_groups=1, max_groups=60):
 
 
 def row_info(ids, langs):
-    return [(g, lang) for g, lang in zip(ids, langs)]
+    return [(g, lang) for g, lang in zip(ids, langs, strict=False)]
 
 
 def check_plan(sampler, ids, langs):

@@ -90,3 +90,5 @@ def test_bad_rows_are_named():
         PairPool.from_arrays(pa.array([1, 2]), ["en", "en"])
     with pytest.raises(ValueError, match="order"):
         _core.string_codes_list("ids", ["a"], "random")
+    with pytest.raises(ValueError, match="group_ids: row 1 is not valid text"):
+        PairPool.from_arrays(["a", "b\ud800"], ["en", "en"])  # a lone surrogate: no UTF-8

@@ -184,7 +184,7 @@ def test_mined_negatives_equal_exact_search_in_the_own_language():
                 qs.append(f"q{g}-{lang}")
                 ps.append(f"p{g % 50}-{lang}")  # groups 50.. share passage texts with 0..
     qa = ParallelQA(ids, langs, qs, ps, [[] for _ in ids])
-    vec = {t: v for t, v in zip(qs + sorted(set(ps)), rng.normal(size=(1000, 16)))}
+    vec = {t: v for t, v in zip(qs + sorted(set(ps)), rng.normal(size=(1000, 16)), strict=False)}
 
     def embed(texts, kind):
         e = np.array([vec[t] for t in texts], dtype=np.float32)

@@ -184,7 +184,7 @@ def test_torchrun_two_processes_match_one(tiny_model, small_train, tmp_path):
     r0 = list(HybridBatchSampler(pool, 4, seed=42, rank=0, world_size=2))
     r1 = list(HybridBatchSampler(pool, 4, seed=42, rank=1, world_size=2))
     whole = list(HybridBatchSampler(pool, 8, seed=42))
-    for a, b, w in zip(r0, r1, whole):
+    for a, b, w in zip(r0, r1, whole, strict=False):
         assert not set(a) & set(b) and a + b == w
 
 

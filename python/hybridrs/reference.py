@@ -157,7 +157,7 @@ class ReferencePairPool:
             raise ValueError("langs: length differs from group_ids")
         index: dict[Any, int] = {}
         self.groups: list[dict[Any, int]] = []
-        for row, (g, lang) in enumerate(zip(group_ids, langs)):
+        for row, (g, lang) in enumerate(zip(group_ids, langs, strict=False)):
             gi = index.setdefault(g, len(index))
             if gi == len(self.groups):
                 self.groups.append({})

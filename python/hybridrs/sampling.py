@@ -290,7 +290,7 @@ class PairPool:
         if not 0 <= int(g) < self.n_groups:
             raise ValueError(f"g: group {g} out of range 0..{self.n_groups - 1}")
         rows, langs = self._inner.group(int(g))
-        return {self.languages[lang]: row for row, lang in zip(rows, langs)}
+        return {self.languages[lang]: row for row, lang in zip(rows, langs, strict=False)}
 
     def stats(self) -> dict[str, Any]:
         """Groups, rows, languages, rows per language, mono pairs (sum of |L_g|) and ordered
@@ -510,7 +510,7 @@ class HybridBatchSampler:
         self._yielded = start
         for s in range(start, q.shape[0]):
             self._yielded = s + 1
-            yield list(zip(q[s].tolist(), p[s].tolist()))
+            yield list(zip(q[s].tolist(), p[s].tolist(), strict=False))
 
     # -- resuming ------------------------------------------------------------------------------
     def state_dict(self, steps_consumed: int | None = None) -> dict[str, int]:

@@ -254,7 +254,7 @@ class RetrievalSet:
             qs.append(Question(q.lang, q.id, q.text, ans, q.article))
             rel.append(r[kept].tolist())
             gains.append(self.relevance_gain[a:b][kept].tolist())
-        cands = [c for c, k in zip(self.candidates, keep_c) if k]
+        cands = [c for c, k in zip(self.candidates, keep_c, strict=False) if k]
         return RetrievalSet(langs, qs, cands, rel, name=self.name, gains=gains)
 
 

@@ -132,7 +132,7 @@ class BiasReport:
         data = {
             "summary": self.summary(),
             "per_language": self.per_language(),
-            "pool_share": dict(zip(self.languages, self.pool_share.tolist())),
+            "pool_share": dict(zip(self.languages, self.pool_share.tolist(), strict=False)),
             "share_matrix": {
                 f"top{k}": [
                     [None if np.isnan(x) else float(x) for x in row] for row in self.share_matrix(k)

@@ -79,7 +79,7 @@ def question_results(ds: RetrievalSet, q: np.ndarray, c: np.ndarray, block_rows:
         ap[a:b] = per["ap"]
         lang_ap[a:b] = np.asarray(per["lang_ap"]).reshape(b - a, n_l)
         rel = [np.asarray(ds.relevant(i), dtype=np.int64) for i in range(a, b)]
-        for r, counts in zip(rel, _ranks(block, rel, offsets)):
+        for r, counts in zip(rel, _ranks(block, rel, offsets), strict=False):
             langs = cand_lang[r]
             ranks.append((1 + counts.sum(axis=1)).tolist())
             lang_ranks.append((1 + counts[np.arange(len(r)), langs]).tolist())

@@ -68,7 +68,12 @@ def hnsw_report(
             save_to.parent.mkdir(parents=True, exist_ok=True)
             index.save_index(str(save_to))
     recall = float(
-        np.mean([len(set(a) & set(e)) / k for a, e in zip(approx.tolist(), exact.tolist())])
+        np.mean(
+            [
+                len(set(a) & set(e)) / k
+                for a, e in zip(approx.tolist(), exact.tolist(), strict=False)
+            ]
+        )
     )
     return {
         "method": method,

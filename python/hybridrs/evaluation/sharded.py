@@ -190,7 +190,7 @@ def _gather(local: np.ndarray, sizes: list[int], to_rank: int | None) -> Any:
         dist.gather(mine, parts, dst=to_rank)
     if parts is None:
         return None
-    return np.concatenate([p[:k].cpu().numpy() for p, k in zip(parts, sizes)])
+    return np.concatenate([p[:k].cpu().numpy() for p, k in zip(parts, sizes, strict=False)])
 
 
 def _comm_device(group: Any) -> Any:
@@ -409,7 +409,7 @@ def evaluate_sharded(
         per_query=per if keep_per_query else None,
         name=dataset.name,
     )
-    max_rank, lang_min, top_counts = (np.concatenate(x) for x in zip(*bias_parts))
+    max_rank, lang_min, top_counts = (np.concatenate(x) for x in zip(*bias_parts, strict=False))
     return report, BiasReport(dataset, top_k, max_rank, lang_min, top_counts)
 
 

@@ -144,7 +144,9 @@ def paired_difference(
     if any(x.ids != a[0].ids for x in (*a, *b)):
         raise ValueError("a, b: the models were evaluated on different questions")
     counts = a[0].counts
-    d = np.stack([x.values - y.values for x, y in zip(a, b)])  # (seeds, ids, settings)
+    d = np.stack(
+        [x.values - y.values for x, y in zip(a, b, strict=False)]
+    )  # (seeds, ids, settings)
     n_ids = counts.shape[0]
     tot = counts.sum(0)
 
@@ -236,7 +238,7 @@ def compare_cells(
             for f in FIGURES:
                 r = paired_difference(contrib[mb][f], contrib[ma][f], n_boot, n_perm)
                 pairs.append({"a": mb, "b": ma, "figure": f, **r})
-    for r, adj in zip(pairs, holm([float(r["p"]) for r in pairs])):
+    for r, adj in zip(pairs, holm([float(r["p"]) for r in pairs]), strict=False):
         r["p_holm"] = adj
     return {
         "models": rows,
@@ -296,7 +298,7 @@ def chart(tables: dict[str, Any], path: str | Path) -> None:
     fig, axes = plt.subplots(
         1, max(len(tables), 1), figsize=(6.5 * max(len(tables), 1), 3.8), squeeze=False
     )
-    for ax, (direction, t) in zip(axes[0], tables.items()):
+    for ax, (direction, t) in zip(axes[0], tables.items(), strict=False):
         rows = [r for r in t["pairs"] if r["b"] == "untrained" and r["figure"] in figs]
         models = list(dict.fromkeys(r["a"] for r in rows))
         w = 0.8 / max(len(models), 1)

@@ -92,7 +92,7 @@ def _chart(rows: list[dict[str, Any]], path: Path) -> None:
 
     dirs = list(dict.fromkeys(r["direction"] for r in rows))
     fig, axes = plt.subplots(1, len(dirs), figsize=(6 * len(dirs), 3.8), squeeze=False)
-    for ax, d in zip(axes[0], dirs):
+    for ax, d in zip(axes[0], dirs, strict=False):
         sub = [r for r in rows if r["direction"] == d]
         x = np.arange(3)
         w = 0.8 / len(sub)

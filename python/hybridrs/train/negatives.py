@@ -69,7 +69,7 @@ def mine_own_language_negatives(
         want = min(len(texts), k + 8)
         index.set_ef(max(ef, want))
         labels, _ = index.knn_query(q, k=want)
-        for r, cand in zip(rows.tolist(), labels):
+        for r, cand in zip(rows.tolist(), labels, strict=False):
             gid, answer = qa.ids[r], qa.passages[r]
             picked = []
             for t in cand.tolist():

@@ -15,7 +15,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from ..data import DEFAULT_DATA_DIR
 from ..sampling import ALPHA_SCHEDULES, resolve_alpha
@@ -67,7 +67,7 @@ class TrainConfig:
     overwrite_output_dir: bool = field(
         default=False, metadata=_help("start afresh in a non-empty output directory")
     )
-    train_languages: Optional[list[str]] = field(
+    train_languages: list[str] | None = field(
         default=None, metadata=_help("train on these language codes only (default: all)")
     )
     validation_split: float = field(
@@ -89,7 +89,7 @@ class TrainConfig:
             "alpha 0) or 'hybrid' (monolingual with probability alpha, default 0.5)"
         ),
     )
-    alpha: Optional[float] = field(
+    alpha: float | None = field(
         default=None,
         metadata=_help("probability of a monolingual step, in [0, 1] (default: the strategy's)"),
     )
@@ -119,7 +119,7 @@ class TrainConfig:
             "the Rust sampler evaluates it per step"
         ),
     )
-    alpha_end: Optional[float] = field(
+    alpha_end: float | None = field(
         default=None, metadata=_help("the other end of a linear / triangle alpha schedule")
     )
     language_temperature: float = field(
@@ -211,7 +211,7 @@ class TrainConfig:
     logging_steps: int = field(default=5, metadata=_help("write metrics.jsonl every N steps"))
     save_steps: int = field(default=0, metadata=_help("write a checkpoint every N steps (0: none)"))
     save_total_limit: int = field(default=2, metadata=_help("checkpoints kept"))
-    resume_from_checkpoint: Optional[str] = field(
+    resume_from_checkpoint: str | None = field(
         default=None,
         metadata=_help("'last' (the newest in output_dir) or a checkpoint directory"),
     )
@@ -234,7 +234,7 @@ class TrainConfig:
         default=128, metadata=_help("evaluation truncation length in tokens")
     )
     eval_batch_size: int = field(default=64, metadata=_help("texts per evaluation forward pass"))
-    eval_languages: Optional[list[str]] = field(
+    eval_languages: list[str] | None = field(
         default=None, metadata=_help("evaluate these languages only (default: all)")
     )
     eval_articles: str = field(
