@@ -347,6 +347,29 @@ def _strategies() -> dict[str, Any]:
         return case
 
     @st.composite
+    def string_pool_case(draw: Any) -> dict[str, Any]:
+        alphabet = st.sampled_from([*"aqz09-_é日", "\U0001f600"])
+        word = st.text(alphabet, min_size=draw(st.sampled_from([0, 1, 1])), max_size=12)
+        words = draw(st.lists(word, min_size=1, max_size=draw(st.sampled_from([3, 50, 2000]))))
+        langs = draw(st.lists(st.sampled_from(["de", "en", "zh", "ä", "x"]), min_size=1,
+                              max_size=5, unique=True))  # fmt: skip
+        rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+        rows = [(w, lang) for w in words for lang in langs if rng.random() < 0.7]
+        if not rows:
+            rows = [(words[0], langs[0])]
+        if not draw(st.booleans()):  # most cases: each (id, language) once
+            rows = list(dict.fromkeys(rows))
+        rows = [rows[i] for i in rng.permutation(len(rows))]
+        case = {
+            "ids": [r[0] for r in rows],
+            "langs": [r[1] for r in rows],
+            "layout": draw(st.sampled_from(["list", "U", "S", "arrow", "large_arrow"])),
+            "bad": draw(st.sampled_from(["none"] * 6 + ["kind", "item", "short"])),
+        }
+        case["valid"] = case["bad"] == "none"
+        return case
+
+    @st.composite
     def dense_case(draw: Any) -> dict[str, Any]:
         n_groups = draw(st.integers(1, 40))
         n_langs = draw(st.integers(1, 5))
@@ -394,6 +417,7 @@ def _strategies() -> dict[str, Any]:
         "bias_from_counts": bias_case(),
         "strings": strings_case(),
         "dense_pool": dense_case(),
+        "string_pool": string_pool_case(),
         "query_metrics": metrics_case(),
         "aggregate": aggregate_case(),
         "pool": pool_case(),
@@ -605,18 +629,8 @@ def _check_strings(a: dict[str, Any]) -> str:
     values, layout, order = a["values"], a["layout"], a["order"]
     if layout in ("U", "S") and any(v.endswith("\x00") for v in values):
         layout = "list"  # numpy drops trailing NULs itself: not the strings given
-    if layout == "list":
-        got = _core.string_codes_list("ids", values, order)
-    elif layout in ("U", "S"):
-        if layout == "S":
-            arr = np.array([v.encode() for v in values], dtype="S")
-            unit = 1
-        else:
-            arr = np.array(values, dtype="U")
-            unit = 4
-        got = _core.string_codes_fixed(
-            "ids", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit, order
-        )
+    if layout in ("list", "U", "S"):
+        got = _core.string_codes("ids", _spec(values, layout), order)
     else:
         typ = pa.large_string() if layout == "large_arrow" else pa.string()
         arr = pa.array(values, type=typ)
@@ -632,9 +646,68 @@ def _check_strings(a: dict[str, Any]) -> str:
             offsets[0] = -1
         elif bad == "dtype":
             offsets = offsets.astype(np.float64)
-        got = _core.string_codes_offsets("ids", data, offsets, order)
+        got = _core.string_codes("ids", ("offsets", data, offsets), order)
     codes, first = _string_reference(values, order)
     return "ok" if got[0].tolist() == codes and got[1].tolist() == first else "mismatch"
+
+
+def _spec(values: list[str], layout: str) -> tuple[Any, ...]:
+    """``values`` in one of the layouts Rust reads."""
+    import pyarrow as pa
+
+    if layout == "list":
+        return ("list", values)
+    if layout in ("U", "S"):
+        unit = 1 if layout == "S" else 4
+        arr = np.array([v.encode() for v in values] if unit == 1 else values, dtype=layout)
+        return ("fixed", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit)
+    arr = pa.array(values, type=pa.large_string() if layout == "large_arrow" else pa.string())
+    width = np.int64 if layout == "large_arrow" else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=width)[: len(values) + 1]
+    return ("offsets", np.frombuffer(arr.buffers()[2], dtype=np.uint8), offsets)
+
+
+def check_string_pool(a: dict[str, Any]) -> str:
+    return _valid_or_refused(_check_string_pool, a)
+
+
+def _check_string_pool(a: dict[str, Any]) -> str:
+    """The fused pool of short string ids equals the pool of their codes; where it declines
+    (long ids, duplicates, empty strings), the general path applies or refuses. Malformed
+    specs (an unknown layout, a list item that is no string, a spec too short) are refused."""
+    from hybridrs import _core
+
+    ids, langs, layout = a["ids"], a["langs"], a["layout"]
+    spec = _spec(ids, layout)
+    if a["bad"] == "kind":
+        spec = ("nope", *spec[1:])
+    elif a["bad"] == "item":
+        spec = ("list", [*ids[:-1], 7])
+    elif a["bad"] == "short":
+        spec = spec[:1]
+    got = _core.PairPool.from_strings(spec, _spec(langs, layout))
+    try:
+        gc, gf = _core.string_codes("group_ids", _spec(ids, layout), "sorted")
+        lc, lf = _core.string_codes("langs", _spec(langs, layout), "sorted")
+        want = _core.PairPool.from_dense(gc, len(gf), lc, len(lf))
+    except DOCUMENTED:
+        return "ok" if got is None else "mismatch"
+    # ids of at most 10 bytes, languages of at most 11 (a numpy <U array: ASCII only)
+    if layout == "U":
+        short = all(v.isascii() and len(v) <= 10 for v in ids)
+        short = short and all(v.isascii() and len(v) <= 11 for v in langs)
+    else:
+        short = all(len(v.encode()) <= 10 for v in ids)
+        short = short and all(len(v.encode()) <= 11 for v in langs)
+    if got is None:
+        return "mismatch" if short else "ok"
+    pool, first = got
+    same = pool.n_groups == want.n_groups and first.tolist() == lf.tolist()
+    same = same and all(
+        all(np.array_equal(x, y) for x, y in zip(pool.group(k), want.group(k), strict=True))
+        for k in range(pool.n_groups)
+    )
+    return "ok" if same else "mismatch"
 
 
 def _check_dense_pool(a: dict[str, Any]) -> str:
@@ -657,6 +730,7 @@ CHECKS = {
     "bias_from_counts": check_bias_from_counts,
     "strings": check_strings,
     "dense_pool": check_dense_pool,
+    "string_pool": check_string_pool,
     "query_metrics": check_query_metrics,
     "aggregate": check_aggregate,
     "pool": check_pool,

@@ -236,13 +236,13 @@ type Table<K> = HashMap<K, u32, BuildHasherDefault<KeyHasher>>;
 
 /// Open-addressing table of inline keys (`entry >> 32` of [`Keys::inline`], never 0): each
 /// slot holds `key << 32 | id` (0 = empty), one 16-byte slot read per lookup.
-struct InlineTable {
+pub(crate) struct InlineTable {
     slots: Vec<u128>,
     len: usize,
 }
 
 impl InlineTable {
-    fn new(expected: usize) -> Self {
+    pub(crate) fn new(expected: usize) -> Self {
         InlineTable {
             slots: vec![0; (2 * expected).next_power_of_two().max(16)],
             len: 0,
@@ -259,7 +259,7 @@ impl InlineTable {
 
     /// The id of `key`, or `next` after inserting it (then `true`).
     #[inline(always)]
-    fn id(&mut self, key: u128, next: u32) -> (u32, bool) {
+    pub(crate) fn id(&mut self, key: u128, next: u32) -> (u32, bool) {
         let mask = self.slots.len() - 1;
         let mut i = Self::slot(key, 64 - self.slots.len().trailing_zeros());
         loop {
@@ -312,7 +312,7 @@ impl<'a> Keys<'a> {
     /// from the top, its length in byte 11, the row in the low 32 bits. Equal packed keys
     /// (`entry >> 32`) are equal strings, and their integer order is code-point order.
     #[inline(always)]
-    fn inline(&self, i: usize) -> Option<u128> {
+    pub(crate) fn inline(&self, i: usize) -> Option<u128> {
         let mut b = [0u8; 16];
         match *self {
             Keys::Offsets { data, offsets } => {

@@ -19,6 +19,7 @@ pub mod eval;
 mod partition;
 pub mod pool;
 pub mod sampler;
+pub mod string_pool;
 
 #[cfg(test)]
 mod proptests;

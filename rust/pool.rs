@@ -239,6 +239,21 @@ impl PairPool {
         })
     }
 
+    /// A pool from its arrays, built elsewhere in the crate with the invariants of the fields.
+    pub(crate) fn from_parts(
+        n_langs: usize,
+        rows: Vec<u32>,
+        langs: Vec<u8>,
+        group_start: Vec<u32>,
+    ) -> Self {
+        PairPool {
+            n_langs,
+            rows,
+            langs,
+            group_start,
+        }
+    }
+
     /// Builds the pool from rows sorted by key (group offset << 8 | language); `at(i)` gives
     /// the i-th (key, caller row).
     fn from_sorted(

@@ -6,12 +6,13 @@ use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
 
-use crate::codes::{string_codes, IdOrder, Keys, Offsets};
+use crate::codes::{self, IdOrder, Keys, Offsets};
 use crate::error::CoreError;
 use crate::eval;
 
 use crate::pool::PairPool;
 use crate::sampler::{AlphaSchedule, HybridSampler, SamplerConfig};
+use crate::string_pool::pool_from_strings;
 
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
@@ -606,6 +607,25 @@ impl PyPairPool {
         Ok(PyPairPool { inner })
     }
 
+    /// The pool of string group ids and string languages, each a layout spec (`("fixed",
+    /// data, width, unit)`, `("offsets", data, offsets)` or `("list", items)`), with the first
+    /// row of each language, groups and languages numbered in sorted order; `None` where the
+    /// fused path does not apply (long ids, duplicates, ...): build it from the codes then.
+    #[staticmethod]
+    fn from_strings<'py>(
+        py: Python<'py>,
+        groups: &Bound<'py, PyAny>,
+        langs: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<(Self, Bound<'py, PyArray1<u32>>)>> {
+        let (gs, ls) = (
+            KeySrc::from_spec(groups, "group_ids")?,
+            KeySrc::from_spec(langs, "langs")?,
+        );
+        let (gk, lk) = (gs.keys("group_ids")?, ls.keys("langs")?);
+        let got = py.detach(|| pool_from_strings(&gk, &lk));
+        Ok(got.map(|(inner, first)| (PyPairPool { inner }, first.into_pyarray(py))))
+    }
+
     /// A new pool keeping the language codes where `keep` is true and the groups with at least
     /// `min_langs` of them.
     #[pyo3(signature = (keep, min_langs))]
@@ -783,119 +803,155 @@ type CodesOut<'py> = (
     Bound<'py, numpy::PyArray1<u32>>,
 );
 
-fn codes_of<'py>(
-    py: Python<'py>,
-    keys: Keys<'_>,
-    order: IdOrder,
-    field: &'static str,
-) -> PyResult<CodesOut<'py>> {
-    let c = detached(py, || string_codes(&keys, order, field))?;
-    Ok((c.codes.into_pyarray(py), c.first_rows.into_pyarray(py)))
+/// Strings handed over from Python, borrowed where they can be: numpy fixed-width cells, UTF-8
+/// data with int32 or int64 offsets (pyarrow's layout), or a list's strings copied once.
+enum KeySrc<'py> {
+    Fixed(PyReadonlyArray1<'py, u8>, usize, usize),
+    Off32(PyReadonlyArray1<'py, u8>, PyReadonlyArray1<'py, i32>),
+    Off64(PyReadonlyArray1<'py, u8>, PyReadonlyArray1<'py, i64>),
+    Owned(Vec<u8>, Vec<i64>),
 }
 
-/// Dense codes of fixed-width string cells: a numpy `<U` (unit 4) or `S` (unit 1) array
-/// viewed as bytes. Returns (uint32 codes, first row of each code).
-#[pyfunction]
-#[pyo3(signature = (field, data, width, unit, order))]
-fn string_codes_fixed<'py>(
-    py: Python<'py>,
-    field: &str,
-    data: PyReadonlyArray1<'py, u8>,
-    width: usize,
-    unit: usize,
-    order: &str,
-) -> PyResult<CodesOut<'py>> {
-    let f = id_field(field);
-    let keys = Keys::Fixed {
-        data: contiguous(&data, f)?,
-        width,
-        unit,
-    };
-    codes_of(py, keys, id_order(order)?, f)
-}
-
-/// Dense codes of strings given as UTF-8 data and `n + 1` int32 or int64 offsets (pyarrow's
-/// layout), read as they are.
-#[pyfunction]
-#[pyo3(signature = (field, data, offsets, order))]
-fn string_codes_offsets<'py>(
-    py: Python<'py>,
-    field: &str,
-    data: PyReadonlyArray1<'py, u8>,
-    offsets: &Bound<'py, PyAny>,
-    order: &str,
-) -> PyResult<CodesOut<'py>> {
-    let f = id_field(field);
-    let data = contiguous(&data, f)?;
-    if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
-        let keys = Keys::Offsets {
-            data,
-            offsets: Offsets::I32(contiguous(&o, f)?),
-        };
-        return codes_of(py, keys, id_order(order)?, f);
+impl<'py> KeySrc<'py> {
+    fn offsets(
+        data: PyReadonlyArray1<'py, u8>,
+        offsets: &Bound<'py, PyAny>,
+        f: &'static str,
+    ) -> PyResult<Self> {
+        if let Ok(o) = offsets.extract::<PyReadonlyArray1<'py, i32>>() {
+            return Ok(KeySrc::Off32(data, o));
+        }
+        let o = offsets
+            .extract::<PyReadonlyArray1<'py, i64>>()
+            .map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "{f}: offsets must be a 1-d numpy array of int32 or int64"
+                ))
+            })?;
+        Ok(KeySrc::Off64(data, o))
     }
-    let o = offsets
-        .extract::<PyReadonlyArray1<'py, i64>>()
-        .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "{f}: offsets must be a 1-d numpy array of int32 or int64"
-            ))
-        })?;
-    let keys = Keys::Offsets {
-        data,
-        offsets: Offsets::I64(contiguous(&o, f)?),
-    };
-    codes_of(py, keys, id_order(order)?, f)
-}
 
-/// Dense codes of a Python list (or other sequence) of `str`: the strings' UTF-8 bytes (read
-/// in place: CPython keeps them beside an ASCII string's characters) are copied once into one
-/// buffer (no Python object is created per row), then hashed in parallel without the GIL.
-#[pyfunction]
-#[pyo3(signature = (field, items, order))]
-fn string_codes_list<'py>(
-    py: Python<'py>,
-    field: &str,
-    items: &Bound<'py, PyAny>,
-    order: &str,
-) -> PyResult<CodesOut<'py>> {
-    let f = id_field(field);
-    let order = id_order(order)?;
-    let mut data: Vec<u8> = Vec::new();
-    let mut offsets: Vec<i64> = Vec::with_capacity(items.len().unwrap_or(0) + 1);
-    offsets.push(0);
-    let mut push = |i: usize, item: &Bound<'py, PyAny>| -> PyResult<()> {
-        let s = item.cast::<PyString>().map_err(|_| {
-            let shown = item
-                .repr()
+    /// A Python list (or other sequence) of `str`: the strings' UTF-8 bytes (read in place:
+    /// CPython keeps them beside an ASCII string's characters) copied once into one buffer, no
+    /// Python object created per row.
+    fn list(items: &Bound<'py, PyAny>, f: &'static str) -> PyResult<Self> {
+        let mut data: Vec<u8> = Vec::new();
+        let mut offsets: Vec<i64> = Vec::with_capacity(items.len().unwrap_or(0) + 1);
+        offsets.push(0);
+        let mut push = |i: usize, item: &Bound<'py, PyAny>| -> PyResult<()> {
+            let s = item.cast::<PyString>().map_err(|_| {
+                let shown = item
+                    .repr()
+                    .map(|r| r.to_string())
+                    .unwrap_or_else(|_| "?".into());
+                PyTypeError::new_err(format!(
+                    "{f}: row {i} is {shown}; expected a non-empty string (str)"
+                ))
+            })?;
+            // a borrowed view (PyUnicode_AsUTF8AndSize, in the limited API since Python 3.10)
+            let text = s.to_str().map_err(|e| {
+                PyValueError::new_err(format!("{f}: row {i} is not valid text: {e}"))
+            })?;
+            data.extend_from_slice(text.as_bytes());
+            offsets.push(data.len() as i64);
+            Ok(())
+        };
+        if let Ok(list) = items.cast::<PyList>() {
+            for (i, item) in list.iter().enumerate() {
+                push(i, &item)?;
+            }
+        } else {
+            for (i, item) in items.try_iter()?.enumerate() {
+                push(i, &item?)?;
+            }
+        }
+        Ok(KeySrc::Owned(data, offsets))
+    }
+
+    /// From a spec tuple: `("fixed", data, width, unit)`, `("offsets", data, offsets)` or
+    /// `("list", items)`.
+    fn from_spec(spec: &Bound<'py, PyAny>, f: &'static str) -> PyResult<Self> {
+        let bad = || {
+            let head = spec
+                .get_item(0)
+                .and_then(|k| k.repr())
                 .map(|r| r.to_string())
                 .unwrap_or_else(|_| "?".into());
-            PyTypeError::new_err(format!(
-                "{f}: row {i} is {shown}; expected a non-empty string (str)"
+            PyValueError::new_err(format!(
+                "{f}: a string layout is (\"fixed\", data, width, unit), (\"offsets\", data, \
+                 offsets) or (\"list\", items); got {} items starting with {head}",
+                spec.len().unwrap_or(0)
             ))
-        })?;
-        // a borrowed view (PyUnicode_AsUTF8AndSize, in the limited API since Python 3.10)
-        let text = s
-            .to_str()
-            .map_err(|e| PyValueError::new_err(format!("{f}: row {i} is not valid text: {e}")))?;
-        data.extend_from_slice(text.as_bytes());
-        offsets.push(data.len() as i64);
-        Ok(())
-    };
-    if let Ok(list) = items.cast::<PyList>() {
-        for (i, item) in list.iter().enumerate() {
-            push(i, &item)?;
+        };
+        let kind: String = spec
+            .get_item(0)
+            .and_then(|k| k.extract())
+            .map_err(|_| bad())?;
+        let items = match kind.as_str() {
+            "fixed" => 4,
+            "offsets" => 3,
+            "list" => 2,
+            _ => 0,
+        };
+        if spec.len().ok() != Some(items) {
+            return Err(bad());
         }
-    } else {
-        for (i, item) in items.try_iter()?.enumerate() {
-            push(i, &item?)?;
+        match kind.as_str() {
+            "fixed" => Ok(KeySrc::Fixed(
+                spec.get_item(1)?.extract()?,
+                spec.get_item(2)?.extract()?,
+                spec.get_item(3)?.extract()?,
+            )),
+            "offsets" => KeySrc::offsets(spec.get_item(1)?.extract()?, &spec.get_item(2)?, f),
+            "list" => KeySrc::list(&spec.get_item(1)?, f),
+            _ => Err(bad()),
         }
     }
-    let keys = Keys::Offsets {
-        data: &data,
-        offsets: Offsets::I64(&offsets),
-    };
-    codes_of(py, keys, order, f)
+
+    fn keys(&self, f: &'static str) -> PyResult<Keys<'_>> {
+        Ok(match self {
+            KeySrc::Fixed(data, width, unit) => Keys::Fixed {
+                data: contiguous(data, f)?,
+                width: *width,
+                unit: *unit,
+            },
+            KeySrc::Off32(data, o) => Keys::Offsets {
+                data: contiguous(data, f)?,
+                offsets: Offsets::I32(contiguous(o, f)?),
+            },
+            KeySrc::Off64(data, o) => Keys::Offsets {
+                data: contiguous(data, f)?,
+                offsets: Offsets::I64(contiguous(o, f)?),
+            },
+            KeySrc::Owned(data, o) => Keys::Offsets {
+                data,
+                offsets: Offsets::I64(o),
+            },
+        })
+    }
+
+    fn codes(&self, py: Python<'py>, order: &str, f: &'static str) -> PyResult<CodesOut<'py>> {
+        let (keys, order) = (self.keys(f)?, id_order(order)?);
+        let c = detached(py, || codes::string_codes(&keys, order, f))?;
+        Ok((c.codes.into_pyarray(py), c.first_rows.into_pyarray(py)))
+    }
+}
+
+/// Dense codes of strings given as a layout spec: `("fixed", data, width, unit)` (a numpy
+/// `<U` array, unit 4, or `S` array, unit 1, viewed as bytes), `("offsets", data, offsets)`
+/// (UTF-8 data and `n + 1` int32 or int64 offsets: pyarrow's layout, read as it is) or
+/// `("list", items)` (a sequence of `str`). Returns (uint32 codes, first row of each code).
+#[pyfunction]
+#[pyo3(signature = (field, spec, order))]
+fn string_codes<'py>(
+    py: Python<'py>,
+    field: &str,
+    spec: &Bound<'py, PyAny>,
+    order: &str,
+) -> PyResult<CodesOut<'py>> {
+    let f = id_field(field);
+    id_order(order)?; // before any copy
+    KeySrc::from_spec(spec, f)?.codes(py, order, f)
 }
 
 /// The extension module `hybridrs._core`.
@@ -913,9 +969,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(bias_from_counts, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
-    m.add_function(wrap_pyfunction!(string_codes_fixed, m)?)?;
-    m.add_function(wrap_pyfunction!(string_codes_offsets, m)?)?;
-    m.add_function(wrap_pyfunction!(string_codes_list, m)?)?;
+    m.add_function(wrap_pyfunction!(string_codes, m)?)?;
     m.add_class::<PyPairPool>()?;
     m.add_class::<PySampler>()?;
     Ok(())

@@ -59,7 +59,7 @@ def test_codes_equal_numpy_unique(rows):
     if not ids:
         return
     for order in ("sorted", "first_seen"):
-        codes, first = _core.string_codes_list("group_ids", ids, order)
+        codes, first = _core.string_codes("group_ids", ("list", ids), order)
         uniq = [ids[r] for r in first]
         assert [uniq[c] for c in codes] == ids
         assert len(set(uniq)) == len(uniq)
@@ -68,10 +68,37 @@ def test_codes_equal_numpy_unique(rows):
         else:
             assert list(first) == sorted(first)
         arr = np.array(ids)
-        c2, f2 = _core.string_codes_fixed(
-            "group_ids", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, 4, order
+        c2, f2 = _core.string_codes(
+            "group_ids", ("fixed", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, 4), order
         )
         assert c2.tolist() == codes.tolist() and f2.tolist() == first.tolist()
+
+
+def test_short_ids_take_the_fused_path_and_build_the_same_pool():
+    """Ids of at most 10 bytes and short language codes: one partition pass in Rust
+    (``PairPool.from_strings``) gives the pool the codes give; longer ids, a duplicated
+    (group, language) or non-ASCII cells of a ``<U`` array go to the general path."""
+    rng = np.random.default_rng(1)
+    ids, langs = [], []
+    for g in rng.permutation(5000):
+        for lang in ("de", "en", "zh"):
+            if rng.random() < 0.8:
+                ids.append(f"q{g}" if g % 3 else f"é{g}")
+                langs.append(lang)
+    want = _reference(ids, langs)
+    for g, lg in _inputs(ids, langs):
+        _same(PairPool.from_arrays(g, lg), want)
+    spec = ("list", ids), ("list", langs)
+    got = _core.PairPool.from_strings(*spec)
+    assert got is not None and list(got[1]) == [langs.index(x) for x in ("de", "en", "zh")]
+    long_id = ("list", [*ids, "a" * 11]), ("list", [*langs, "de"])
+    twice = ("list", [*ids, ids[0]]), ("list", [*langs, langs[0]])
+    assert _core.PairPool.from_strings(*long_id) is None
+    assert _core.PairPool.from_strings(*twice) is None
+    u = np.array(ids)
+    fixed = ("fixed", u.view(np.uint8).reshape(-1), u.dtype.itemsize, 4)
+    assert _core.PairPool.from_strings(fixed, ("list", langs)) is None  # "é" in a <U cell
+    _same(PairPool.from_arrays(u, langs), want)  # the general path
 
 
 def test_bad_rows_are_named():
@@ -89,6 +116,11 @@ def test_bad_rows_are_named():
     with pytest.raises(TypeError, match="pyarrow string"):
         PairPool.from_arrays(pa.array([1, 2]), ["en", "en"])
     with pytest.raises(ValueError, match="order"):
-        _core.string_codes_list("ids", ["a"], "random")
+        _core.string_codes("ids", ("list", ["a"]), "random")
+    for spec in (("nope", ["a"]), ("list",), ("fixed", np.zeros(4, np.uint8), 4)):
+        with pytest.raises(ValueError, match="ids: a string layout is"):
+            _core.string_codes("ids", spec, "sorted")
+        with pytest.raises(ValueError, match="group_ids: a string layout is"):
+            _core.PairPool.from_strings(spec, ("list", ["en"]))
     with pytest.raises(ValueError, match="group_ids: row 1 is not valid text"):
         PairPool.from_arrays(["a", "b\ud800"], ["en", "en"])  # a lone surrogate: no UTF-8

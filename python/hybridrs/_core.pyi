@@ -1,7 +1,7 @@
 """Type stubs of the Rust extension ``hybridrs._core`` (hand-written; checked by stubtest)."""
 
 from collections.abc import Sequence
-from typing import Any, final
+from typing import Any, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
@@ -20,13 +20,20 @@ __all__ = [
     "query_metrics_embeddings",
     "row_top_values",
     "simd_level",
-    "string_codes_fixed",
-    "string_codes_list",
-    "string_codes_offsets",
+    "string_codes",
     "threshold_counts",
 ]
 
 __version__: str
+
+#: How strings are handed to Rust: ``("fixed", data, width, unit)`` (numpy ``<U``: unit 4,
+#: ``S``: unit 1, viewed as bytes), ``("offsets", data, offsets)`` (UTF-8 data and ``n + 1``
+#: int32 / int64 offsets: pyarrow's layout, read as it is) or ``("list", items)``.
+_KeySpec: TypeAlias = (
+    tuple[str, npt.NDArray[np.uint8], int, int]
+    | tuple[str, npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int64]]
+    | tuple[str, Sequence[str]]
+)
 
 def query_metrics(
     scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],
@@ -195,6 +202,13 @@ class PairPool:
     ) -> PairPool:
         """A pool from dense codes: groups ``0..n_groups`` (each used), languages
         ``0..n_langs``; the same pool as ``from_codes``, by a counting sort."""
+    @staticmethod
+    def from_strings(
+        groups: _KeySpec, langs: _KeySpec
+    ) -> tuple[PairPool, npt.NDArray[np.uint32]] | None:
+        """The pool of string ids and string languages (sorted numbering of both) and each
+        language's first row, in one partition pass; ``None`` where that path does not apply
+        (ids longer than 10 bytes, duplicates, errors): build it from the codes then."""
 
     def filter(self, keep: list[bool] | None, min_langs: int) -> PairPool:
         """Keeps the language codes where ``keep`` is true and groups with >= min_langs."""
@@ -241,25 +255,11 @@ class HybridSampler:
         """``global_batch``, ``modes`` (int32, -1 = cross), ``q_rows``, ``p_rows`` (uint32,
         steps x global batch) and ``stats``."""
 
-def string_codes_fixed(
-    field: str, data: npt.NDArray[np.uint8], width: int, unit: int, order: str
+def string_codes(
+    field: str, spec: _KeySpec, order: str
 ) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """Dense codes of fixed-width string cells (numpy ``<U``: unit 4, ``S``: unit 1, viewed as
-    bytes) and the first row of each code; ``order`` is ``"sorted"`` or ``"first_seen"``."""
-
-def string_codes_offsets(
-    field: str,
-    data: npt.NDArray[np.uint8],
-    offsets: npt.NDArray[np.int32] | npt.NDArray[np.int64],
-    order: str,
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """Dense codes of UTF-8 strings given as data and ``n + 1`` int32 / int64 offsets
-    (pyarrow's layout, read as they are)."""
-
-def string_codes_list(
-    field: str, items: Sequence[str], order: str
-) -> tuple[npt.NDArray[np.uint32], npt.NDArray[np.uint32]]:
-    """Dense codes of a sequence of ``str`` (copied once into one buffer, hashed in parallel)."""
+    """Dense codes of the strings of ``spec`` and the first row of each code; ``order`` is
+    ``"sorted"`` or ``"first_seen"``."""
 
 def simd_level() -> str:
     """The SIMD build the counting kernels run: ``"avx512"``, ``"avx2"`` or ``"portable"``

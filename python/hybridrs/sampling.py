@@ -73,8 +73,8 @@ def _is_str_seq(values: Any) -> bool:
     return isinstance(values, (list, tuple)) and bool(values) and isinstance(values[0], str)
 
 
-def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.ndarray]:
-    """Codes of a pyarrow (large_)string array or chunked array, read from its buffers."""
+def _arrow_spec(values: Any, field: str) -> tuple[Any, ...]:
+    """The buffers of a pyarrow (large_)string array or chunked array, as Rust reads them."""
     import pyarrow as pa
 
     if isinstance(values, pa.ChunkedArray):
@@ -95,30 +95,35 @@ def _arrow_codes(values: Any, field: str, order: str) -> tuple[np.ndarray, np.nd
     data = (
         np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     )
-    return _core.string_codes_offsets(field, data, offsets, order)
+    return ("offsets", data, offsets)
 
 
-def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """Dense codes (sorted order, as ``numpy.unique`` numbers them) and each code's first row,
-    hashed in Rust, for string inputs: Python lists / tuples of ``str``, numpy unicode, bytes
-    and object arrays, pyarrow string arrays. ``None`` for other inputs."""
+def _key_spec(values: Any, field: str) -> tuple[Any, ...] | None:
+    """How Rust reads string inputs without a Python object per row: Python lists / tuples of
+    ``str``, numpy unicode, bytes and object arrays, pyarrow string arrays. ``None`` for other
+    inputs."""
     if _is_arrow(values):
-        return _arrow_codes(values, field, "sorted")
+        return _arrow_spec(values, field)
     if _is_str_seq(values):
-        return _core.string_codes_list(field, values, "sorted")
+        return ("list", values)
     if isinstance(values, np.ndarray) and values.ndim == 1 and values.size:
         kind = values.dtype.kind
         if kind in "US":
             arr = np.ascontiguousarray(values)
-            unit = 4 if kind == "U" else 1
             if arr.dtype.itemsize == 0:
                 raise TypeError(f"{field}: row 0 is ''; expected a non-empty string")
-            return _core.string_codes_fixed(
-                field, arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit, "sorted"
-            )
+            unit = 4 if kind == "U" else 1
+            return ("fixed", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit)
         if kind == "O" and isinstance(values[0], str):
-            return _core.string_codes_list(field, values.tolist(), "sorted")
+            return ("list", values.tolist())
     return None
+
+
+def _string_codes(values: Any, field: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Dense codes (sorted order, as ``numpy.unique`` numbers them) and each code's first row,
+    hashed in Rust, for the string inputs of :func:`_key_spec`; ``None`` for other inputs."""
+    spec = _key_spec(values, field)
+    return None if spec is None else _core.string_codes(field, spec, "sorted")
 
 
 def _as_input(values: Any) -> Any:
@@ -217,6 +222,9 @@ class PairPool:
         g, lg = _as_input(group_ids), _as_input(langs)
         if len(g) != len(lg):
             raise ValueError(f"langs: has {len(lg)} entries but group_ids has {len(g)}")
+        fused = cls._from_short_strings(g, lg)
+        if fused is not None:
+            return fused
         gcodes, gfirst = _codes(g, "group_ids", names=False)
         if isinstance(lg, np.ndarray) and lg.dtype.kind in "iu":
             lg = lg.astype(np.int64, copy=False)
@@ -257,6 +265,26 @@ class PairPool:
                 f"{_at(lg, b)!r}; a group has at most one row per language"
             ) from None
         return cls(inner, names, len(g))
+
+    @classmethod
+    def _from_short_strings(cls, g: Any, lg: Any) -> PairPool | None:
+        """String ids of at most 10 bytes and string languages: the pool in one partition
+        pass in Rust (the same pool as numbering them first); ``None`` for anything else,
+        errors included, which the general path then reports."""
+        try:
+            gs, ls = _key_spec(g, "group_ids"), _key_spec(lg, "langs")
+        except (TypeError, ValueError):
+            return None
+        if gs is None or ls is None:
+            return None
+        try:
+            got = _core.PairPool.from_strings(gs, ls)
+        except (TypeError, ValueError):
+            return None
+        if got is None:
+            return None
+        inner, first = got
+        return cls(inner, [_at(lg, int(r)) for r in first], len(g))
 
     @classmethod
     def from_parallel(

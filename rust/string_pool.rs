@@ -1,0 +1,393 @@
+//! A pair pool straight from string group ids and string languages, for the common case of
+//! short ids (at most [`SHORT`] bytes, or ASCII code points of a numpy `<U` array) and short
+//! language codes: the same pool as numbering both ([`crate::codes::string_codes`], sorted
+//! order) and building it from the codes ([`PairPool::from_dense`]), in two passes instead of
+//! six.
+//!
+//! 1. One partition pass, each thread its chunk of rows in order: each row's id, packed with
+//!    its row and its language's number in the chunk (a table in L1) into 16 bytes
+//!    ([`Keys::inline`]), goes to the bucket of its *range* of ids (255 splitters drawn from a
+//!    sample, found by a branchless binary search), so that every bucket holds a contiguous
+//!    range of the sorted ids. Then the languages are sorted (a handful).
+//! 2. Per bucket, in cache: its ids numbered with a hash table, the few thousand distinct ones
+//!    sorted, the rows counting-sorted by id into the bucket's own slice of the pool, each
+//!    group's rows ordered by language. The sorted numbering of every id falls out: a bucket's
+//!    ids follow the previous buckets' ones.
+//!
+//! Anything else (a long or empty id or language, more than 255 languages, one group twice in
+//! one language, mismatched lengths) returns `None`: the general path handles it and names the
+//! problem.
+
+use crate::codes::{InlineTable, Keys};
+use crate::partition::Partitioner;
+use crate::pool::{PairPool, MAX_LANGS};
+use rayon::prelude::*;
+
+/// Longest id of this path (bytes): the 12th byte of the packed key carries its length, the
+/// 11th (always zero for such ids) the row's language.
+pub const SHORT: usize = 10;
+
+/// Where the language sits in a packed entry (the 11th key byte).
+const LANG_SHIFT: u32 = 40;
+
+/// The id of a packed entry without its language: the key [`Keys::inline`] gives
+/// (`entry >> 32`), whose order is the ids' code-point order.
+#[inline(always)]
+fn id_of(e: u128) -> u128 {
+    (e >> 32) & !(0xff << (LANG_SHIFT - 32))
+}
+
+/// The packed key of row `row` when its id is short and non-empty.
+#[inline(always)]
+fn short(keys: &Keys<'_>, row: usize) -> Option<u128> {
+    let e = keys.inline(row)?;
+    let len = (e >> 32) as u8 as usize;
+    (len != 0 && len <= SHORT).then_some(e)
+}
+
+/// Most buckets.
+const MAX_BUCKETS: usize = 256;
+
+/// Splitters padded with `u64::MAX` to the most buckets (the last slot is never read; an id of
+/// that very top, counted past the real splitters, is clamped by the caller).
+type Splitters = [u64; MAX_BUCKETS];
+
+/// Number of splitters `<= k`: a branchless binary search, unrolled over the fixed splitter
+/// count, the index masked (no bounds checks). Interleaving several keys' searches measured
+/// slower (about 55 ns a key against 8.5 ns).
+#[inline(always)]
+fn bucket_of(split: &Splitters, k: u64) -> usize {
+    let mut i = 0usize;
+    for step in [128usize, 64, 32, 16, 8, 4, 2, 1] {
+        i += if split[(i + step - 1) & (MAX_BUCKETS - 1)] <= k {
+            step
+        } else {
+            0
+        };
+    }
+    i
+}
+
+/// The top 64 bits of an id (its first 8 bytes): what chooses its bucket. Equal tops share a
+/// bucket, and the order of tops is the order of ids, so every bucket is still a range.
+#[inline(always)]
+fn top(k: u128) -> u64 {
+    (k >> 32) as u64
+}
+
+/// The pool of rows `i` = (group `groups[i]`, language `langs[i]`), groups numbered in sorted
+/// order of their ids and languages likewise, with the first row of each language; `None`
+/// where this path does not apply (see the module's documentation).
+pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPool, Vec<u32>)> {
+    let n = groups.validate("group_ids").ok()?;
+    if langs.validate("langs").ok()? != n || n == 0 || n > u32::MAX as usize {
+        return None;
+    }
+    let bits = (n / (1 << 15)).max(1).ilog2().clamp(4, MAX_BUCKETS.ilog2());
+    let nb = 1usize << bits;
+    // 1. splitters: every bucket a contiguous range of ids, about n / nb rows each
+    let s = (64 * nb).min(n);
+    let mut sample = (0..s)
+        .map(|j| short(groups, j * (n / s)).map(id_of))
+        .collect::<Option<Vec<u128>>>()?;
+    sample.sort_unstable();
+    let mut split: Splitters = [u64::MAX; MAX_BUCKETS];
+    for (j, sp) in split[..nb - 1].iter_mut().enumerate() {
+        *sp = top(sample[(j + 1) * s / nb]);
+    }
+    // 2. partition, each thread its chunk of rows in order; the languages numbered on the way
+    // (first seen in the chunk: a table in L1), each entry carrying its chunk's number
+    let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 15);
+    type Chunk = (Vec<Vec<u128>>, Vec<(u128, u32)>);
+    let chunks: Vec<Chunk> = (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let rows = c * chunk..((c + 1) * chunk).min(n);
+            let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
+            let mut out = Partitioner::new(nb, cap);
+            let mut ltable = InlineTable::new(64);
+            let mut lkeys: Vec<(u128, u32)> = Vec::new(); // (language, its first row)
+            for row in rows {
+                let e = short(groups, row)?;
+                let lk = langs.inline(row)? >> 32;
+                if lk == 0 {
+                    return None;
+                }
+                let (lid, new) = ltable.id(lk, lkeys.len() as u32);
+                if new {
+                    if lkeys.len() == MAX_LANGS {
+                        return None;
+                    }
+                    lkeys.push((lk, row as u32));
+                }
+                let b = bucket_of(&split, top(id_of(e))).min(nb - 1);
+                out.push(b, e | (u128::from(lid) << LANG_SHIFT));
+            }
+            Some((out.finish(), lkeys))
+        })
+        .collect::<Option<_>>()?;
+    // 3. the languages in sorted order (each with its first row), and each chunk's numbers
+    let mut lang_keys: Vec<(u128, u32)> = chunks.iter().flat_map(|c| c.1.iter().copied()).collect();
+    lang_keys.sort_unstable();
+    lang_keys.dedup_by_key(|k| k.0); // keeps the first row: chunks run in row order
+    if lang_keys.len() > MAX_LANGS {
+        return None;
+    }
+    let remap: Vec<Vec<u8>> = chunks
+        .iter()
+        .map(|c| {
+            c.1.iter()
+                .map(|&(k, _)| lang_keys.partition_point(|&(g, _)| g < k) as u8)
+                .collect()
+        })
+        .collect();
+    // the entries by bucket, then chunk (rows in order): each bucket rewrites its own in place
+    let mut parts: Vec<Vec<Vec<u128>>> = chunks.into_iter().map(|c| c.0).collect();
+    let by_bucket: Vec<Vec<Vec<u128>>> = (0..nb)
+        .map(|b| {
+            parts
+                .iter_mut()
+                .map(|ps| std::mem::take(&mut ps[b]))
+                .collect()
+        })
+        .collect();
+    // 4. per bucket, into its own slice of the pool
+    let sizes: Vec<usize> = by_bucket
+        .iter()
+        .map(|ps| ps.iter().map(Vec::len).sum())
+        .collect();
+    let mut rows = vec![0u32; n];
+    let mut out_langs = vec![0u8; n];
+    let mut slices = Vec::with_capacity(nb);
+    let (mut r_rest, mut l_rest) = (&mut rows[..], &mut out_langs[..]);
+    for &size in &sizes {
+        let (r, rr) = r_rest.split_at_mut(size);
+        let (l, lr) = l_rest.split_at_mut(size);
+        slices.push((r, l));
+        (r_rest, l_rest) = (rr, lr);
+    }
+    // the low bits of an entry: its language (chunk number) and row
+    const LOW: u128 = (1 << (LANG_SHIFT + 8)) - 1;
+    let starts: Vec<Vec<u32>> = by_bucket
+        .into_par_iter()
+        .zip(slices)
+        .map(|(mut ps, (r, l))| {
+            // ids numbered in first-seen order (the number replaces the id in the entry), then
+            // ranked
+            let mut table = InlineTable::new(r.len() / 8);
+            let mut distinct: Vec<u128> = Vec::new();
+            for e in ps.iter_mut().flatten() {
+                let k = id_of(*e);
+                let (id, new) = table.id(k, distinct.len() as u32);
+                if new {
+                    distinct.push((k << 32) | u128::from(id));
+                }
+                *e = (u128::from(id) << 64) | (*e & LOW);
+            }
+            distinct.sort_unstable();
+            // counting sort by group (rows of a group stay in row order): rows per number,
+            // placed in rank order
+            let mut count = vec![0u32; distinct.len()];
+            for e in ps.iter().flatten() {
+                count[(e >> 64) as usize] += 1;
+            }
+            let mut start = vec![0u32; distinct.len() + 1];
+            for (g, &p) in distinct.iter().enumerate() {
+                start[g + 1] = start[g] + count[p as u32 as usize];
+            }
+            // `count` becomes each number's next slot
+            for (g, &p) in distinct.iter().enumerate() {
+                count[p as u32 as usize] = start[g];
+            }
+            for (p, m) in ps.iter().zip(&remap) {
+                for &e in p {
+                    let at = &mut count[(e >> 64) as usize];
+                    r[*at as usize] = e as u32;
+                    l[*at as usize] = m[(e >> LANG_SHIFT) as u8 as usize];
+                    *at += 1;
+                }
+            }
+            // each group's rows by language (stable: by (language, row)); one group twice in
+            // one language: no pool here
+            for w in start.windows(2) {
+                let (s, t) = (w[0] as usize, w[1] as usize);
+                for i in s + 1..t {
+                    let (lv, rv) = (l[i], r[i]);
+                    let mut j = i;
+                    while j > s && l[j - 1] > lv {
+                        l[j] = l[j - 1];
+                        r[j] = r[j - 1];
+                        j -= 1;
+                    }
+                    l[j] = lv;
+                    r[j] = rv;
+                }
+                if (s + 1..t).any(|i| l[i - 1] == l[i]) {
+                    return None;
+                }
+            }
+            Some(start)
+        })
+        .collect::<Option<_>>()?;
+    let mut group_start = Vec::with_capacity(starts.iter().map(|s| s.len() - 1).sum::<usize>() + 1);
+    let mut base = 0u32;
+    for (start, &size) in starts.iter().zip(&sizes) {
+        group_start.extend(start[..start.len() - 1].iter().map(|&s| base + s));
+        base += size as u32;
+    }
+    group_start.push(base);
+    Some((
+        PairPool::from_parts(lang_keys.len(), rows, out_langs, group_start),
+        lang_keys.iter().map(|k| k.1).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codes::{string_codes, IdOrder, Offsets};
+
+    fn offsets_of(strs: &[String]) -> (Vec<u8>, Vec<i64>) {
+        let mut data = Vec::new();
+        let mut off = vec![0i64];
+        for s in strs {
+            data.extend_from_slice(s.as_bytes());
+            off.push(data.len() as i64);
+        }
+        (data, off)
+    }
+
+    /// The general path: sorted codes, then the pool from them.
+    fn general(g: &Keys<'_>, l: &Keys<'_>) -> (PairPool, Vec<u32>) {
+        let gc = string_codes(g, IdOrder::Sorted, "group_ids").unwrap();
+        let lc = string_codes(l, IdOrder::Sorted, "langs").unwrap();
+        let n_langs = lc.first_rows.len();
+        let pool = PairPool::from_dense(&gc.codes, gc.first_rows.len(), &lc.codes, n_langs);
+        (pool.unwrap(), lc.first_rows)
+    }
+
+    fn rows(n_groups: usize, seed: u64) -> (Vec<String>, Vec<String>) {
+        let langs = ["de", "en", "zh", "ar", "x"];
+        let mut state = seed;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as usize
+        };
+        let mut ids = Vec::new();
+        let mut ls = Vec::new();
+        for g in 0..n_groups {
+            let id = match g % 4 {
+                0 => format!("q{}", next() % 100_000),
+                1 => format!("{g}"),
+                2 => format!("a{}b", g * 7),
+                _ => "é".repeat(1 + g % 5), // multi-byte UTF-8, up to 10 bytes
+            };
+            for lang in langs {
+                if next() % 10 < 8 {
+                    ids.push(id.clone());
+                    ls.push(lang.to_string());
+                }
+            }
+        }
+        // rows in no particular order
+        for i in (1..ids.len()).rev() {
+            let j = next() % (i + 1);
+            ids.swap(i, j);
+            ls.swap(i, j);
+        }
+        (ids, ls)
+    }
+
+    #[test]
+    fn equals_the_general_path() {
+        for (n_groups, seed) in [(1, 1), (50, 2), (3000, 3), (40_000, 4)] {
+            let (ids, ls) = rows(n_groups, seed);
+            // duplicated (group, language) rows from the id collisions of `q{..}`: general path
+            // refuses, so does this one; drop them for the comparison
+            let mut seen = std::collections::HashSet::new();
+            let keep: Vec<usize> = (0..ids.len())
+                .filter(|&i| seen.insert((ids[i].clone(), ls[i].clone())))
+                .collect();
+            let ids: Vec<String> = keep.iter().map(|&i| ids[i].clone()).collect();
+            let ls: Vec<String> = keep.iter().map(|&i| ls[i].clone()).collect();
+            let (gd, go) = offsets_of(&ids);
+            let (ld, lo) = offsets_of(&ls);
+            let g = Keys::Offsets {
+                data: &gd,
+                offsets: Offsets::I64(&go),
+            };
+            let l = Keys::Offsets {
+                data: &ld,
+                offsets: Offsets::I64(&lo),
+            };
+            let want = general(&g, &l);
+            assert_eq!(pool_from_strings(&g, &l), Some(want), "{n_groups} groups");
+            // numpy `<U` cells (UCS-4): the ASCII ids
+            let ascii: Vec<usize> = (0..ids.len()).filter(|&i| ids[i].is_ascii()).collect();
+            let width = 10;
+            let mut cells = vec![0u8; 4 * width * ascii.len()];
+            let mut lcells = vec![0u8; 4 * 2 * ascii.len()];
+            for (k, &i) in ascii.iter().enumerate() {
+                for (j, ch) in ids[i].chars().enumerate() {
+                    cells[4 * (k * width + j)..][..4].copy_from_slice(&(ch as u32).to_le_bytes());
+                }
+                for (j, ch) in ls[i].chars().enumerate() {
+                    lcells[4 * (k * 2 + j)..][..4].copy_from_slice(&(ch as u32).to_le_bytes());
+                }
+            }
+            let g = Keys::Fixed {
+                data: &cells,
+                width: 4 * width,
+                unit: 4,
+            };
+            let l = Keys::Fixed {
+                data: &lcells,
+                width: 8,
+                unit: 4,
+            };
+            if !ascii.is_empty() {
+                assert_eq!(pool_from_strings(&g, &l), Some(general(&g, &l)));
+            }
+        }
+    }
+
+    #[test]
+    fn what_it_does_not_take_goes_to_the_general_path() {
+        let case = |ids: &[&str], ls: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+            let ls: Vec<String> = ls.iter().map(|s| s.to_string()).collect();
+            let (gd, go) = offsets_of(&ids);
+            let (ld, lo) = offsets_of(&ls);
+            let g = Keys::Offsets {
+                data: &gd,
+                offsets: Offsets::I64(&go),
+            };
+            let l = Keys::Offsets {
+                data: &ld,
+                offsets: Offsets::I64(&lo),
+            };
+            pool_from_strings(&g, &l).is_none()
+        };
+        assert!(!case(&["a", "b"], &["en", "en"]));
+        assert!(case(&["a", "a"], &["en", "en"])); // one group twice in one language
+        assert!(case(&["a", "eleven-byte"], &["en", "en"])); // a long id
+        assert!(case(&["a", ""], &["en", "en"])); // an empty id
+        assert!(case(&["a", "b"], &["en", ""])); // an empty language
+        assert!(case(&["a", "b"], &["en"])); // lengths differ
+        assert!(case(&[], &[])); // empty
+    }
+
+    #[test]
+    fn bucket_counts_the_splitters_at_or_below() {
+        let mut split: Splitters = [u64::MAX; MAX_BUCKETS];
+        for (j, s) in split[..255].iter_mut().enumerate() {
+            *s = 10 * (j as u64 / 2); // each value twice
+        }
+        for k in (0..2600u64).chain([u64::MAX - 1, u64::MAX]) {
+            let want = split[..255].iter().filter(|&&s| s <= k).count();
+            assert_eq!(bucket_of(&split, k), want, "{k}");
+        }
+    }
+}
