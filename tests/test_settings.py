@@ -107,3 +107,16 @@ def test_json_config_round_trip(tmp_path):
     p = _write(tmp_path, "c.json", json.dumps(c.to_dict()))
     back, _ = load_config(["--config", str(p)])
     assert back == c
+
+
+def test_optional_settings_coerce_from_files():
+    """``X | None`` settings (alpha) take numbers, numeric strings and null from YAML/JSON
+    files (a variants file with ``alpha: 0.0`` once failed on the annotation's form)."""
+    from hybridrs.train.settings import coerce_setting
+
+    assert coerce_setting("alpha", 0.0, "v") == 0.0
+    assert coerce_setting("alpha", 1, "v") == 1.0
+    assert coerce_setting("alpha", "0.25", "v") == 0.25
+    assert coerce_setting("alpha", None, "v") is None
+    with pytest.raises(ValueError, match="setting 'alpha' expects a number"):
+        coerce_setting("alpha", "half", "v")

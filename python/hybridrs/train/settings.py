@@ -15,6 +15,7 @@ import typing
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from types import UnionType
 from typing import Any, Union
 
 from ..data import DEFAULT_DATA_DIR
@@ -426,7 +427,7 @@ def coerce_setting(name: str, value: Any, where: str) -> Any:
         raise ValueError(f"{where}: unknown setting {name!r}")
     t = types[name]
     optional = False
-    if typing.get_origin(t) is Union:
+    if typing.get_origin(t) in (Union, UnionType):  # Optional[X] and X | None
         args = [a for a in typing.get_args(t) if a is not type(None)]
         optional, t = True, args[0]
     if value is None:
