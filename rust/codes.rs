@@ -699,14 +699,15 @@ pub fn string_codes(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn offsets_of(strs: &[&str]) -> (Vec<u8>, Vec<i64>) {
+    /// The strings' UTF-8 bytes one after the other, with `n + 1` offsets.
+    pub(crate) fn offsets_of<S: AsRef<str>>(strs: &[S]) -> (Vec<u8>, Vec<i64>) {
         let mut data = Vec::new();
         let mut off = vec![0i64];
         for s in strs {
-            data.extend_from_slice(s.as_bytes());
+            data.extend_from_slice(s.as_ref().as_bytes());
             off.push(data.len() as i64);
         }
         (data, off)

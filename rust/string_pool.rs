@@ -245,16 +245,22 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codes::tests::offsets_of;
     use crate::codes::{string_codes, IdOrder, Offsets};
 
-    fn offsets_of(strs: &[String]) -> (Vec<u8>, Vec<i64>) {
-        let mut data = Vec::new();
-        let mut off = vec![0i64];
-        for s in strs {
-            data.extend_from_slice(s.as_bytes());
-            off.push(data.len() as i64);
-        }
-        (data, off)
+    /// `f` of the strings as offsets layouts.
+    fn with_keys<R>(ids: &[String], ls: &[String], f: impl FnOnce(&Keys, &Keys) -> R) -> R {
+        let (gd, go) = offsets_of(ids);
+        let (ld, lo) = offsets_of(ls);
+        let g = Keys::Offsets {
+            data: &gd,
+            offsets: Offsets::I64(&go),
+        };
+        let l = Keys::Offsets {
+            data: &ld,
+            offsets: Offsets::I64(&lo),
+        };
+        f(&g, &l)
     }
 
     /// The general path: sorted codes, then the pool from them.
@@ -312,18 +318,13 @@ mod tests {
                 .collect();
             let ids: Vec<String> = keep.iter().map(|&i| ids[i].clone()).collect();
             let ls: Vec<String> = keep.iter().map(|&i| ls[i].clone()).collect();
-            let (gd, go) = offsets_of(&ids);
-            let (ld, lo) = offsets_of(&ls);
-            let g = Keys::Offsets {
-                data: &gd,
-                offsets: Offsets::I64(&go),
-            };
-            let l = Keys::Offsets {
-                data: &ld,
-                offsets: Offsets::I64(&lo),
-            };
-            let want = general(&g, &l);
-            assert_eq!(pool_from_strings(&g, &l), Some(want), "{n_groups} groups");
+            with_keys(&ids, &ls, |g, l| {
+                assert_eq!(
+                    pool_from_strings(g, l),
+                    Some(general(g, l)),
+                    "{n_groups} groups"
+                );
+            });
             // numpy `<U` cells (UCS-4): the ASCII ids
             let ascii: Vec<usize> = (0..ids.len()).filter(|&i| ids[i].is_ascii()).collect();
             let width = 10;
@@ -358,17 +359,7 @@ mod tests {
         let case = |ids: &[&str], ls: &[&str]| {
             let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
             let ls: Vec<String> = ls.iter().map(|s| s.to_string()).collect();
-            let (gd, go) = offsets_of(&ids);
-            let (ld, lo) = offsets_of(&ls);
-            let g = Keys::Offsets {
-                data: &gd,
-                offsets: Offsets::I64(&go),
-            };
-            let l = Keys::Offsets {
-                data: &ld,
-                offsets: Offsets::I64(&lo),
-            };
-            pool_from_strings(&g, &l).is_none()
+            with_keys(&ids, &ls, |g, l| pool_from_strings(g, l).is_none())
         };
         assert!(!case(&["a", "b"], &["en", "en"]));
         assert!(case(&["a", "a"], &["en", "en"])); // one group twice in one language
