@@ -150,17 +150,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             continue
         ds = load_lareqa(path, languages=args.languages)
         t0 = time.perf_counter()
-        if args.scores is not None or isinstance(encoder, TfidfEncoder):
-            scores = (
-                _load_scores(args.scores)
-                if args.scores is not None
-                else encoder.scores(ds, args.with_context, progress)  # type: ignore[union-attr]
-            )
+        scores = _score_matrix(args, encoder, ds, args.with_context, progress)
+        if scores is not None:
             report = evaluate(ds, scores, **opts)
             bias = bias_report(ds, scores)
         else:
-            if encoder is None:  # pragma: no cover - set above when no --scores
-                raise ValueError("--encoder: no encoder")
+            if not isinstance(encoder, Encoder):  # pragma: no cover - set above
+                raise ValueError("--encoder: no embedding encoder")
             q, c = encoder.embed(ds, args.with_context, progress)
             if str(encoder.device).startswith("cuda"):
                 # score blocks on the GPU, counted by the Rust kernel (one process)
@@ -176,23 +172,32 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score_matrix(
+    args: argparse.Namespace, encoder: Any, ds: Any, with_context: bool, progress: bool
+) -> np.ndarray | None:
+    """The whole score matrix where there is one: read from ``--scores``, or TF-IDF's;
+    ``None`` for embedding encoders (evaluated from their embeddings, block by block)."""
+    from ..models import TfidfEncoder
+
+    if args.scores is not None:
+        return _load_scores(args.scores)
+    if isinstance(encoder, TfidfEncoder):
+        return encoder.scores(ds, with_context, progress)
+    return None
+
+
 def _run_graded(args: argparse.Namespace, path: str, encoder: Any, progress: bool) -> None:
     """A BEIR / MIRACL-layout directory: nDCG@10 and recall@100 (graded relevance, exact), and
     for embeddings the hnswlib index's top-10 recall against exact search."""
     from ..evaluation import evaluate_graded, hnsw_report
-    from ..models import TfidfEncoder
 
     ds = load_beir(path, split=args.split)
     if args.languages:
         ds = ds.subset(languages=args.languages)
     t0 = time.perf_counter()
     out: dict[str, Any] = {"data": str(path), "split": args.split}
-    if args.scores is not None or isinstance(encoder, TfidfEncoder):
-        scores = (
-            _load_scores(args.scores)
-            if args.scores is not None
-            else encoder.scores(ds, False, progress)
-        )
+    scores = _score_matrix(args, encoder, ds, False, progress)
+    if scores is not None:
         rep = evaluate_graded(ds, scores)
     else:
         q, c = encoder.embed(ds, False, progress)
