@@ -271,6 +271,10 @@ class PairPool:
         """String ids of at most 10 bytes and string languages: the pool in one partition
         pass in Rust (the same pool as numbering them first); ``None`` for anything else,
         errors included, which the general path then reports."""
+        if _is_str_seq(g):  # a list is copied before Rust can decline: look at a sample first
+            step = max(1, len(g) // 64)
+            if any(isinstance(g[i], str) and len(g[i]) > 10 for i in range(0, len(g), step)):
+                return None
         try:
             gs, ls = _key_spec(g, "group_ids"), _key_spec(lg, "langs")
         except (TypeError, ValueError):
