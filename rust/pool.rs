@@ -156,18 +156,12 @@ impl PairPool {
             .collect();
         let mut rows = vec![0u32; n];
         let mut out_langs = vec![0u8; n];
-        let mut slices = Vec::with_capacity(np);
-        let (mut r_rest, mut l_rest) = (&mut rows[..], &mut out_langs[..]);
-        for (p, &size) in sizes.iter().enumerate() {
-            let (r, rr) = r_rest.split_at_mut(size);
-            let (l, lr) = l_rest.split_at_mut(size);
-            slices.push((p, r, l));
-            (r_rest, l_rest) = (rr, lr);
-        }
+        let slices = split_sizes(&mut rows, &mut out_langs, &sizes);
         type Problem = (usize, u32, u32, u32); // (group code, row, row, language); rows 0: empty
         let done: Vec<(Vec<u32>, Option<Problem>)> = slices
             .into_par_iter()
-            .map(|(p, r, l)| {
+            .enumerate()
+            .map(|(p, (r, l))| {
                 let g0 = p << shift;
                 let g1 = ((p + 1) << shift).min(n_groups);
                 let mut start = vec![0u32; g1.saturating_sub(g0) + 1];
@@ -224,13 +218,7 @@ impl PairPool {
                 )
             });
         }
-        let mut group_start = Vec::with_capacity(n_groups + 1);
-        let mut base = 0u32;
-        for ((start, _), &size) in done.iter().zip(&sizes) {
-            group_start.extend(start[..start.len() - 1].iter().map(|&s| base + s));
-            base += size as u32;
-        }
-        group_start.push(base);
+        let group_start = join_starts(done.iter().map(|d| &d.0[..]), &sizes, n_groups);
         Ok(PairPool {
             n_langs,
             rows,
@@ -399,6 +387,41 @@ impl PairPool {
         }
         s
     }
+}
+
+/// The pool's `rows` and `langs` cut into consecutive slices of `sizes` rows, one per
+/// partition, for the partitions to fill in parallel.
+pub(crate) fn split_sizes<'a>(
+    rows: &'a mut [u32],
+    langs: &'a mut [u8],
+    sizes: &[usize],
+) -> Vec<(&'a mut [u32], &'a mut [u8])> {
+    let mut slices = Vec::with_capacity(sizes.len());
+    let (mut r_rest, mut l_rest) = (rows, langs);
+    for &size in sizes {
+        let (r, rr) = r_rest.split_at_mut(size);
+        let (l, lr) = l_rest.split_at_mut(size);
+        slices.push((r, l));
+        (r_rest, l_rest) = (rr, lr);
+    }
+    slices
+}
+
+/// The pool's group offsets from each partition's own (`starts`: its groups' first rows within
+/// the partition, then its row count; `sizes`: its rows), partitions in order.
+pub(crate) fn join_starts<'a>(
+    starts: impl Iterator<Item = &'a [u32]>,
+    sizes: &[usize],
+    n_groups: usize,
+) -> Vec<u32> {
+    let mut group_start = Vec::with_capacity(n_groups + 1);
+    let mut base = 0u32;
+    for (start, &size) in starts.zip(sizes) {
+        group_start.extend(start[..start.len() - 1].iter().map(|&s| base + s));
+        base += size as u32;
+    }
+    group_start.push(base);
+    group_start
 }
 
 /// The checks both constructors share: as many languages as group ids, a language count in

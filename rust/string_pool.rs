@@ -20,7 +20,7 @@
 
 use crate::codes::{InlineTable, Keys};
 use crate::partition::Partitioner;
-use crate::pool::{PairPool, MAX_LANGS};
+use crate::pool::{join_starts, split_sizes, PairPool, MAX_LANGS};
 use rayon::prelude::*;
 
 /// Longest id of this path (bytes): the 12th byte of the packed key carries its length, the
@@ -158,14 +158,7 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
         .collect();
     let mut rows = vec![0u32; n];
     let mut out_langs = vec![0u8; n];
-    let mut slices = Vec::with_capacity(nb);
-    let (mut r_rest, mut l_rest) = (&mut rows[..], &mut out_langs[..]);
-    for &size in &sizes {
-        let (r, rr) = r_rest.split_at_mut(size);
-        let (l, lr) = l_rest.split_at_mut(size);
-        slices.push((r, l));
-        (r_rest, l_rest) = (rr, lr);
-    }
+    let slices = split_sizes(&mut rows, &mut out_langs, &sizes);
     // the low bits of an entry: its language (chunk number) and row
     const LOW: u128 = (1 << (LANG_SHIFT + 8)) - 1;
     let starts: Vec<Vec<u32>> = by_bucket
@@ -229,13 +222,8 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
             Some(start)
         })
         .collect::<Option<_>>()?;
-    let mut group_start = Vec::with_capacity(starts.iter().map(|s| s.len() - 1).sum::<usize>() + 1);
-    let mut base = 0u32;
-    for (start, &size) in starts.iter().zip(&sizes) {
-        group_start.extend(start[..start.len() - 1].iter().map(|&s| base + s));
-        base += size as u32;
-    }
-    group_start.push(base);
+    let n_groups = starts.iter().map(|s| s.len() - 1).sum();
+    let group_start = join_starts(starts.iter().map(|s| &s[..]), &sizes, n_groups);
     Some((
         PairPool::from_parts(lang_keys.len(), rows, out_langs, group_start),
         lang_keys.iter().map(|k| k.1).collect(),

@@ -250,13 +250,13 @@ def _final_checkpoint(run_dir: Path) -> Path | None:
     return cps[-1] if cps and cps[-1].name == f"checkpoint-{steps}" else None
 
 
-def _share_training(run_dir: Path, source: Path, log: Any) -> bool:
+def _share_training(run_dir: Path, source: Path, log: Any) -> None:
     """Starts ``run_dir`` from ``source``'s final checkpoint (hard links, or a copy where
-    links are refused), so that resuming it only runs the post-training step. False when
+    links are refused), so that resuming it only runs the post-training step. Nothing when
     ``run_dir`` has begun already or ``source`` has no final checkpoint."""
     cp = _final_checkpoint(source)
     if cp is None or run_dir.exists():
-        return False
+        return
     run_dir.mkdir(parents=True)
     tmp = run_dir / f".tmp-{cp.name}"
 
@@ -273,7 +273,6 @@ def _share_training(run_dir: Path, source: Path, log: Any) -> bool:
     (run_dir.parent / "trained_as").write_text(source.parent.name)
     os.replace(tmp, run_dir / cp.name)  # complete, or not there at all
     log(f"{run_dir.parent.name}: trains like {source.parent.name}; from its {cp.name}")
-    return True
 
 
 def _run_cell(
