@@ -166,3 +166,84 @@ def test_cells_that_train_alike_train_once(tiny_model, small_train, small_eval, 
     with np.load(shared / "hybrid-seed0" / "embeddings.npz") as a:
         with np.load(shared / "hybrid-wise-seed0" / "embeddings.npz") as b:
             assert not np.array_equal(a["q"], b["q"])  # lambda 0.5 moved the weights
+
+
+@pytest.fixture(scope="module")
+def small_mlqa(tmp_path_factory):
+    """A LAReQA directory: MLQA-R's questions of its first 20 English articles, in all
+    languages (a training set that ``--validation_split`` can hold articles out of)."""
+    from .conftest import MLQA
+
+    ids = {
+        qa["id"]
+        for a in json.loads((MLQA / "en.json").read_text())["data"][:20]
+        for p in a["paragraphs"]
+        for qa in p["qas"]
+    }
+    d = tmp_path_factory.mktemp("mlqa-small")
+    for lang in ("en", "de", "es"):
+        doc = json.loads((MLQA / f"{lang}.json").read_text())
+        data = []
+        for a in doc["data"]:
+            paras = [
+                {**p, "qas": [qa for qa in p["qas"] if qa["id"] in ids]} for p in a["paragraphs"]
+            ]
+            paras = [p for p in paras if p["qas"]]
+            if paras:
+                data.append({**a, "paragraphs": paras})
+        (d / f"{lang}.json").write_text(json.dumps({**doc, "data": data}))
+    return d
+
+
+def test_held_out_articles_get_their_own_table(tiny_model, small_mlqa, small_eval, tmp_path):
+    """With --validation_split every cell (and the untrained rows) has per-question results on
+    the held-out training articles, taken from the trainer's own evaluation, and the tables
+    compare the models there too; a cell that lacks them is filled in from its model."""
+    import numpy as np
+
+    from hybridrs.data import validation_set
+    from hybridrs.evaluation.details import read_results
+
+    vfile = tmp_path / "variants.yaml"
+    vfile.write_text("hybrid-wise0:\n  strategy: hybrid\n  wise_ft: '0'\n")
+    out = tmp_path / "exp"
+    argv = _argv(tiny_model, small_mlqa, small_eval, out, "--variants", str(vfile),
+                 "--validation_split", "0.25")  # fmt: skip
+    argv[argv.index("mono,hybrid")] = "hybrid"
+    assert main(argv) == 0
+    held = validation_set(small_mlqa, 0.25)
+    assert 0 < held.n_questions
+    ddir = next(out.glob("*-to-*"))
+    for cell in ("untrained", "untrained-centered", "hybrid-seed0", "hybrid-wise0-seed0"):
+        t = read_results(ddir / cell / "heldout.parquet")
+        assert t.num_rows == held.n_questions, cell
+    hyb = ddir / "hybrid-seed0"
+    a = read_results(hyb / "heldout.parquet")
+    b = read_results(hyb / "run" / "results_validation.parquet")
+    assert a.column_names == b.column_names
+    for name in a.column_names:  # NaN (no relevant candidate in a language) equals NaN
+        x, y = a.column(name).to_pylist(), b.column(name).to_pylist()
+        if name.startswith("ap"):
+            np.testing.assert_array_equal(np.array(x, float), np.array(y, float), err_msg=name)
+        else:
+            assert x == y, name
+    tables = json.loads((out / "comparison.json").read_text())
+    assert list(tables) == [ddir.name, f"{small_mlqa.name} held-out articles"]
+    t = tables[f"{small_mlqa.name} held-out articles"]
+    assert t["n_questions"] == held.n_questions
+    rows = {r["model"]: r for r in t["models"]}
+    # WiSE-FT at lambda 0 is the untrained model on the held-out articles as well
+    for f in ("mono", "cross", "multi", "rank_distance"):
+        assert rows["hybrid-wise0"][f] == pytest.approx(rows["untrained"][f], abs=1e-6), f
+    assert rows["hybrid"]["multi"] != rows["untrained"]["multi"]
+    # a cell from before held-out results (none written): encoded again from its model
+    before = read_results(hyb / "heldout.parquet")
+    (hyb / "heldout.parquet").unlink()
+    (hyb / "run" / "results_validation.parquet").unlink()
+    assert main([*argv, "--tables_only"]) == 0
+    again = read_results(hyb / "heldout.parquet")
+    np.testing.assert_allclose(
+        again.column("ap").to_numpy(), before.column("ap").to_numpy(), atol=1e-6
+    )
+    assert "hybrid" in [r["model"] for r in json.loads((out / "comparison.json").read_text())[
+        f"{small_mlqa.name} held-out articles"]["models"]]  # fmt: skip

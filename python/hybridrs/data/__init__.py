@@ -9,7 +9,7 @@ from .beir import is_beir_dir, load_beir
 from .hub import hub_unreachable_reason
 from .lareqa import LANG_CODE_RE, Candidate, Question, RetrievalSet, load_lareqa
 from .parallel import ParallelQA, load_parallel_qa
-from .splits import CPU_EVAL_ARTICLES, eval_subset, split_validation
+from .splits import CPU_EVAL_ARTICLES, eval_subset, split_validation, validation_set
 
 #: Where the evaluation and training sets live by default: ``../shared/data`` beside the
 #: working directory (the repository's layout).
@@ -30,4 +30,5 @@ __all__ = [
     "load_lareqa",
     "load_parallel_qa",
     "split_validation",
+    "validation_set",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 from .lareqa import RetrievalSet, load_lareqa
 from .parallel import ParallelQA
 
-__all__ = ["CPU_EVAL_ARTICLES", "eval_subset", "split_validation"]
+__all__ = ["CPU_EVAL_ARTICLES", "eval_subset", "split_validation", "validation_set"]
 
 #: XQuAD-R articles are parallel across languages: every 6th of the 48 keeps whole articles in
 #: all 11 languages (8 articles, about 1/6 of the set), the same every run.
@@ -73,18 +73,14 @@ def eval_subset(
     return ds
 
 
-def split_validation(
-    qa: ParallelQA, train_data: str | Path, fraction: float
-) -> tuple[ParallelQA, RetrievalSet]:
-    """Holds out whole articles of a LAReQA training set (by the articles of its English
-    questions, or its first language's): the training pairs without those question ids, and a
-    retrieval set of the held-out questions against the sentences of their paragraphs (in
-    every language). For choosing hyperparameters without touching the test sets.
+def validation_set(train_data: str | Path, fraction: float) -> RetrievalSet:
+    """The held-out part of a LAReQA training set (see :func:`split_validation`) as a
+    retrieval set: the questions of every ``round(1 / fraction)``-th article (by the articles
+    of its English questions, or its first language's), in every language, against the
+    sentences of their paragraphs. The same set for every seed.
 
-    Args:
-        qa: The training pairs loaded from ``train_data``.
-        train_data: The LAReQA directory they came from.
-        fraction: Share of articles held out (every ``round(1 / fraction)``-th article).
+    Raises:
+        ValueError: ``train_data`` is not a LAReQA directory.
     """
     path = Path(train_data)
     if not path.is_dir():
@@ -93,6 +89,32 @@ def split_validation(
     pivot = "en" if "en" in rs.languages else rs.languages[0]
     every = max(2, round(1 / fraction))
     held = {q.id for q in rs.questions if q.lang == pivot and q.article % every == every - 1}
+    qs = [i for i, q in enumerate(rs.questions) if q.id in held]
+    contexts = {
+        (rs.candidates[int(c)].lang, rs.candidates[int(c)].context)
+        for i in qs
+        for c in rs.relevant(i)
+    }
+    cands = [j for j, c in enumerate(rs.candidates) if (c.lang, c.context) in contexts]
+    val = rs.subset(questions=qs, candidates=cands)
+    val.name = f"{rs.name}-validation"
+    return val
+
+
+def split_validation(
+    qa: ParallelQA, train_data: str | Path, fraction: float
+) -> tuple[ParallelQA, RetrievalSet]:
+    """Holds out whole articles of a LAReQA training set: the training pairs without those
+    question ids, and the retrieval set of the held-out questions (:func:`validation_set`).
+    For choosing hyperparameters without touching the test sets.
+
+    Args:
+        qa: The training pairs loaded from ``train_data``.
+        train_data: The LAReQA directory they came from.
+        fraction: Share of articles held out (every ``round(1 / fraction)``-th article).
+    """
+    val = validation_set(train_data, fraction)
+    held = {q.id for q in val.questions}
     keep = [i for i, g in enumerate(qa.ids) if g not in held]
     train = ParallelQA(
         [qa.ids[i] for i in keep],
@@ -104,13 +126,4 @@ def split_validation(
         qa.source,
         qa.licence,
     )
-    qs = [i for i, q in enumerate(rs.questions) if q.id in held]
-    contexts = {
-        (rs.candidates[int(c)].lang, rs.candidates[int(c)].context)
-        for i in qs
-        for c in rs.relevant(i)
-    }
-    cands = [j for j, c in enumerate(rs.candidates) if (c.lang, c.context) in contexts]
-    val = rs.subset(questions=qs, candidates=cands)
-    val.name = f"{rs.name}-validation"
     return train, val

@@ -189,14 +189,15 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adj.tolist()
 
 
-def _cells(ddir: Path, name: str, seeds: Sequence[int]) -> list[Any]:
+def _cells(ddir: Path, name: str, seeds: Sequence[int], results: str) -> list[Any]:
     from .details import read_results
 
     if name.startswith("untrained"):
-        return [read_results(ddir / name / "results.parquet")]
+        p = ddir / name / results
+        return [read_results(p)] if p.exists() else []
     out = []
     for s in seeds:
-        p = ddir / f"{name}-seed{s}" / "results.parquet"
+        p = ddir / f"{name}-seed{s}" / results
         if p.exists():
             out.append(read_results(p))
     return out
@@ -208,13 +209,15 @@ def compare_cells(
     seeds: Sequence[int],
     n_boot: int = 2000,
     n_perm: int = 2000,
+    results: str = "results.parquet",
 ) -> dict[str, Any]:
     """The table of one experiment direction: every model's figures (mean over seeds, with a
     bootstrap interval) and every pair's paired differences (Holm-adjusted p-values). Seeds
-    a strategy has not finished are left out (and listed)."""
+    a strategy has not finished are left out (and listed). ``results``: the per-question
+    results file of each cell to read (``heldout.parquet``: the held-out training articles)."""
     ddir = Path(ddir)
     models = ["untrained", "untrained-centered", *strategies]
-    tables = {m: _cells(ddir, m, seeds) for m in models}
+    tables = {m: _cells(ddir, m, seeds, results) for m in models}
     models = [m for m in models if tables[m]]
     done_seeds = {m: len(tables[m]) for m in models}
     # pair seeds: only seeds every strategy finished

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..data import RetrievalSet, eval_subset, load_lareqa
 from ..evaluation import EvalReport, evaluate, hnsw_report
+from ..evaluation.details import question_results, write_results
 from ..evaluation.sharded import encode_sharded, evaluate_sharded, gather_rows, world
 from ..models import Encoder, cached_embeddings, candidate_texts
 from .settings import TrainConfig
@@ -68,10 +69,18 @@ class RunEvaluator:
         )
         return cached_embeddings(key, compute)
 
-    def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
-        """Evaluates on every eval set; writes heatmaps (and the hnswlib indexes into
-        ``index_dir``); returns the summaries. ``cached``: the untrained model's embeddings
-        may come from (and go to) the embedding cache. Under torchrun every rank must call it:
+    def evaluate_all(
+        self,
+        tag: str,
+        cached: bool,
+        index_dir: Path | None = None,
+        results_dir: Path | None = None,
+    ) -> dict[str, Any]:
+        """Evaluates on every eval set; writes heatmaps (the hnswlib indexes into ``index_dir``,
+        each set's per-question results into ``results_dir`` as ``results_<set>.parquet``,
+        :func:`hybridrs.evaluation.details.question_results`); returns the summaries.
+        ``cached``: the untrained model's embeddings may come from (and go to) the embedding
+        cache. Under torchrun every rank must call it:
         encoding and exact evaluation are sharded over the ranks
         (:mod:`hybridrs.evaluation.sharded`); rank 0 gathers the candidates for the hnswlib
         index, writes and returns the results (the other ranks return ``{}``)."""
@@ -96,6 +105,9 @@ class RunEvaluator:
             else:
                 q, cand = self._embed(ds, cached)
                 report = evaluate(ds, q, cand)
+            if results_dir is not None:  # for paired comparisons without re-encoding
+                table = question_results(ds, q, cand)
+                write_results(table, results_dir / f"results_{name}.parquet")
             report.name = f"{name} ({tag})"
             report.plot(self.out / f"heatmap_{name}_{tag}.png")
             langs = list(ds.languages)

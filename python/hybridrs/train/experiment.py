@@ -11,6 +11,8 @@ Layout of ``experiment_dir``::
         <strategy>-seed<k>/run/        the training run (checkpoints while it runs, model/)
         <strategy>-seed<k>/            embeddings.npz, results.parquet, summary.json
         <variant>-seed<k>/             the same for a named variant (``--variants FILE``)
+        */heldout.parquet              with ``--validation_split``: every model's per-question
+                                       results on the held-out training articles
     comparison.md / comparison.json / comparison.png
 
 Resumable: a cell with ``results.parquet`` is done and skipped; an interrupted cell resumes
@@ -18,6 +20,10 @@ from its last checkpoint. Cells of one seed that differ only in what happens aft
 (WiSE-FT, :data:`~.settings.POST_TRAINING_SETTINGS`) train once: the first one trains, the
 others resume from its final checkpoint (hard-linked into their own run directory) and only
 apply their own post-training step; its checkpoints are kept until all of them are done.
+
+With ``--validation_split`` the tables also compare every model on the held-out articles of
+the training set (the same questions for every seed; WiSE-FT chose its lambda on them, so its
+held-out figures flatter it a little): settings are chosen there, never on the test set.
 
 Pairing: with a given seed every strategy starts from the same weights and the sampler visits
 the groups in the same per-epoch order (its shuffle is a function of the seed and the epoch),
@@ -39,9 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from ..data import RetrievalSet, load_lareqa
+from ..data import RetrievalSet, load_lareqa, validation_set
 from ..evaluation import evaluate
-from ..evaluation.details import question_results, write_results
+from ..evaluation.details import question_results, read_results, write_results
 from ..models import Encoder, cached_embeddings, resolve_model
 from ..sampling import STRATEGY_ALPHA
 from .checkpoint import list_checkpoints
@@ -284,9 +290,11 @@ def _run_cell(
     callbacks: Sequence[Callback] = (),
     keep: bool = False,
     shared_with: Path | None = None,
+    held_out: RetrievalSet | None = None,
 ) -> dict[str, Any]:
-    """Trains (or resumes) one cell and evaluates it on ``ds``. ``keep``: leave its checkpoints
-    (another cell will start from the last one); ``shared_with``: a finished cell that trains
+    """Trains (or resumes) one cell and evaluates it on ``ds`` (and on ``held_out``, the
+    training set's held-out articles, when given). ``keep``: leave its checkpoints (another
+    cell will start from the last one); ``shared_with``: a finished cell that trains
     identically, whose final checkpoint this one starts from."""
     run_dir = cell / "run"
     if shared_with is not None:
@@ -311,6 +319,8 @@ def _run_cell(
         device=None if base.device == "auto" else base.device,
     )
     q, c = enc.embed(ds, progress=not base.no_progress)
+    if held_out is not None:
+        _write_held_out(cell, held_out, enc, base.no_progress)
     if not (exp.keep_checkpoints or keep):
         for cp in list_checkpoints(run_dir):
             shutil.rmtree(cp, ignore_errors=True)
@@ -324,6 +334,24 @@ def _run_cell(
         extra = {"train_seconds": src["step_time_s"] * src["steps"], "trained_as": twin}
     extra["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return _write_cell(cell, ds, q, c, extra)
+
+
+#: Per-question results of a cell on the training set's held-out articles.
+HELD_OUT = "heldout.parquet"
+
+
+def _write_held_out(cell: Path, held_out: RetrievalSet, enc: Encoder, no_progress: bool) -> None:
+    """``cell/heldout.parquet``: the trainer's per-question results on the validation split
+    when it wrote them (``run/results_validation.parquet``: same model, same set), else the
+    held-out set encoded with ``enc`` (a cell trained by an older version)."""
+    src = cell / "run" / "results_validation.parquet"
+    if src.exists():
+        table = read_results(src)
+        if table.num_rows == held_out.n_questions:
+            write_results(table, cell / HELD_OUT)
+            return
+    q, c = enc.embed(held_out, progress=not no_progress)
+    write_results(question_results(held_out, q, c), cell / HELD_OUT)
 
 
 def _embedder(enc: Encoder, ds: RetrievalSet, progress: bool) -> Any:
@@ -367,22 +395,9 @@ def run_experiment(
             raise ValueError(f"eval_data: {ev} is the training set; results must be zero-shot")
         dir_name = f"{tr.name}-to-{ev.name}"
         ds = load_lareqa(ev)
+        held = validation_set(tr, base.validation_split) if base.validation_split > 0 else None
         ddir = root / dir_name
-        untrained = ddir / "untrained"
-        if not (untrained / "results.parquet").exists():
-            log(f"{dir_name}: the untrained model on the full {ev.name}")
-            enc = Encoder.load(
-                resolve_model(base.model),
-                query_prefix=base.query_prefix,
-                passage_prefix=base.passage_prefix,
-                max_length=base.eval_max_length,
-                batch_size=base.eval_batch_size,
-            )
-            key = f"untrained|{enc.source}|{ds.fingerprint()}|{enc.max_length}|{enc.pooling}"
-            key += f"|{enc.query_prefix}|{enc.passage_prefix}"
-            q, c = cached_embeddings(key, _embedder(enc, ds, not base.no_progress))
-            _write_cell(untrained, ds, q, c, {})
-            _write_cell(ddir / "untrained-centered", ds, *center_by_language(ds, q, c), {})
+        _untrained_cells(ddir, base, ds, held, log)
         for seed in seeds:
             cfgs = {
                 name: dataclasses.replace(base, **{**over, "seed": seed, "train_data": str(tr)})
@@ -400,16 +415,83 @@ def run_experiment(
                 pending = [t for t in others if not (t / "results.parquet").exists()]
                 source = next((t for t in others if _final_checkpoint(t / "run") is not None), None)
                 _run_cell(
-                    cell, cfg, exp, ds, log, callbacks, keep=bool(pending), shared_with=source
+                    cell,
+                    cfg,
+                    exp,
+                    ds,
+                    log,
+                    callbacks,
+                    keep=bool(pending),
+                    shared_with=source,
+                    held_out=held,
                 )
                 if not pending and not exp.keep_checkpoints:  # the group is done
                     for twin in others:
                         for cp in list_checkpoints(twin / "run"):
                             shutil.rmtree(cp, ignore_errors=True)
         _refresh_results(ddir, ds, log)
-        tables[dir_name] = compare_cells(ddir, [k for k, _ in kinds], seeds)
+        names = [k for k, _ in kinds]
+        tables[dir_name] = compare_cells(ddir, names, seeds)
+        if held is not None:
+            _refresh_held_out(ddir, base, held, log)
+            tables[f"{tr.name} held-out articles"] = compare_cells(
+                ddir, names, seeds, results=HELD_OUT
+            )
     _write_tables(root, tables)
     return tables
+
+
+def _untrained_encoder(base: TrainConfig) -> Encoder:
+    return Encoder.load(
+        resolve_model(base.model),
+        query_prefix=base.query_prefix,
+        passage_prefix=base.passage_prefix,
+        max_length=base.eval_max_length,
+        batch_size=base.eval_batch_size,
+    )
+
+
+def _untrained_cells(
+    ddir: Path, base: TrainConfig, ds: RetrievalSet, held: RetrievalSet | None, log: Any
+) -> None:
+    """The untrained and the per-language-centred rows on the full test set ``ds`` (and
+    their held-out results on ``held``), unless written already."""
+    untrained, centered = ddir / "untrained", ddir / "untrained-centered"
+    todo = [(ds, "results.parquet")] if not (untrained / "results.parquet").exists() else []
+    if held is not None and not (centered / HELD_OUT).exists():
+        todo.append((held, HELD_OUT))
+    if not todo:
+        return
+    enc = _untrained_encoder(base)
+    for s, file in todo:
+        log(f"{ddir.name}: the untrained model on {s.name} ({s.n_questions} questions)")
+        key = f"untrained|{enc.source}|{s.fingerprint()}|{enc.max_length}|{enc.pooling}"
+        key += f"|{enc.query_prefix}|{enc.passage_prefix}"
+        q, c = cached_embeddings(key, _embedder(enc, s, not base.no_progress))
+        if file == HELD_OUT:
+            write_results(question_results(s, q, c), untrained / HELD_OUT)
+            q2, c2 = center_by_language(s, q, c)
+            write_results(question_results(s, q2, c2), centered / HELD_OUT)
+        else:
+            _write_cell(untrained, s, q, c, {})
+            _write_cell(centered, s, *center_by_language(s, q, c), {})
+
+
+def _refresh_held_out(ddir: Path, base: TrainConfig, held: RetrievalSet, log: Any) -> None:
+    """Held-out results for finished cells that lack them (trained by an older version): from
+    the trainer's per-question results, else by encoding ``held`` with the cell's model."""
+    for res in sorted(ddir.glob("*-seed*/results.parquet")):
+        cell = res.parent
+        if (cell / HELD_OUT).exists() or not (cell / "run" / "model").is_dir():
+            continue
+        log(f"{cell.name}: per-question results on the held-out articles")
+        enc = Encoder.load(
+            cell / "run" / "model",
+            max_length=base.eval_max_length,
+            batch_size=base.eval_batch_size,
+            device=None if base.device == "auto" else base.device,
+        )
+        _write_held_out(cell, held, enc, base.no_progress)
 
 
 def _refresh_results(ddir: Path, ds: RetrievalSet, log: Any) -> None:

@@ -305,14 +305,20 @@ class Trainer:
             print(msg, flush=True)
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate_all(self, tag: str, cached: bool, index_dir: Path | None = None) -> dict[str, Any]:
+    def evaluate_all(
+        self,
+        tag: str,
+        cached: bool,
+        index_dir: Path | None = None,
+        results_dir: Path | None = None,
+    ) -> dict[str, Any]:
         """Evaluates on every eval set (sharded over the ranks under torchrun, results on the
         main process); see :class:`RunEvaluator`."""
         if self.world_size > 1:  # every rank takes part (sharded); rank 0 gets the results
-            return self.evaluator.evaluate_all(tag, cached, index_dir)
+            return self.evaluator.evaluate_all(tag, cached, index_dir, results_dir)
         if not self.main:
             return {}
-        return self.evaluator.evaluate_all(tag, cached, index_dir)
+        return self.evaluator.evaluate_all(tag, cached, index_dir, results_dir)
 
     # -- checkpoints -----------------------------------------------------------------------------
     def save_checkpoint(
@@ -546,7 +552,7 @@ class Trainer:
             if staging.exists():
                 shutil.rmtree(staging)
             staging.mkdir()
-        after = self.evaluate_all("after", cached=False, index_dir=staging)
+        after = self.evaluate_all("after", cached=False, index_dir=staging, results_dir=self.out)
         report = {
             "config": cfg.to_dict(),
             "before": before,
