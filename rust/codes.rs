@@ -313,6 +313,15 @@ impl<'a> Keys<'a> {
     /// (`entry >> 32`) are equal strings, and their integer order is code-point order.
     #[inline(always)]
     pub(crate) fn inline(&self, i: usize) -> Option<u128> {
+        match self.inline_fixed(i) {
+            Some(packed) => packed,
+            None => self.inline_general(i),
+        }
+    }
+
+    /// [`Keys::inline`] for any layout and row, from the key's bytes.
+    #[inline(always)]
+    fn inline_general(&self, i: usize) -> Option<u128> {
         let mut b = [0u8; 16];
         match *self {
             Keys::Offsets { data, offsets } => {
@@ -359,6 +368,60 @@ impl<'a> Keys<'a> {
             }
         }
         Some(u128::from_be_bytes(b) | i as u128)
+    }
+
+    /// [`Keys::inline`] of a fixed-width cell, built in registers from whole 16-byte loads
+    /// (bytes written one by one and read back as a word stall on store forwarding): `None`
+    /// when this layout or this row (a cell too wide, or too near the end of the data for the
+    /// loads) needs the general code, else its answer.
+    #[inline(always)]
+    fn inline_fixed(&self, i: usize) -> Option<Option<u128>> {
+        /// 4 little-endian UCS-4 code points below 256 -> their 4 bytes, in order.
+        #[inline(always)]
+        fn narrow(v: u128) -> u128 {
+            let (x, y) = (v as u64, (v >> 64) as u64);
+            let lo = (x & 0xff) | ((x >> 24) & 0xff00);
+            let hi = (y & 0xff) | ((y >> 24) & 0xff00);
+            u128::from(lo | (hi << 16))
+        }
+        /// The cell's bytes `16 k ..` with those at or past `width` zeroed.
+        #[inline(always)]
+        fn word(cell: &[u8], k: usize, width: usize) -> u128 {
+            let mut w = [0u8; 16];
+            w.copy_from_slice(&cell[16 * k..16 * k + 16]);
+            let valid = width.saturating_sub(16 * k).min(16);
+            let keep = match valid {
+                16 => !0u128,
+                v => (1u128 << (8 * v)) - 1,
+            };
+            u128::from_le_bytes(w) & keep
+        }
+        let Keys::Fixed { data, width, unit } = *self else {
+            return None;
+        };
+        let start = i * width;
+        // little-endian: character j in byte j
+        let le = match unit {
+            4 if width <= 48 => {
+                let cell = data.get(start..start + 48)?;
+                let (a, b, c) = (
+                    word(cell, 0, width),
+                    word(cell, 1, width),
+                    word(cell, 2, width),
+                );
+                if (a | b | c) & 0xffff_ff80_ffff_ff80_ffff_ff80_ffff_ff80 != 0 {
+                    return Some(None); // not ASCII
+                }
+                narrow(a) | (narrow(b) << 32) | (narrow(c) << 64)
+            }
+            1 if width <= 16 => word(data.get(start..start + 16)?, 0, width),
+            _ => return None,
+        };
+        let len = 16 - le.leading_zeros() as usize / 8; // trailing zero units are padding
+        if len > INLINE {
+            return Some(None);
+        }
+        Some(Some(le.swap_bytes() | ((len as u128) << 32) | i as u128))
     }
 
     /// [`Keys::prefix`] of a key packed by [`Keys::inline`] (`entry >> 32`).
@@ -733,6 +796,58 @@ pub(crate) mod tests {
             codes: strs.iter().map(|s| code[*s]).collect(),
             first_rows: firsts.iter().map(|(_, r)| *r).collect(),
         }
+    }
+
+    #[test]
+    fn fixed_cells_pack_in_registers_as_from_their_bytes() {
+        // every width a short key fits in (and wider), ASCII or not, embedded and trailing
+        // zeros, rows near the end of the data (the general code) and far from it
+        let mut rng = crate::sampler::Rng::new(11);
+        let alphabet = [
+            0u32,
+            b'a' as u32,
+            b'z' as u32,
+            0x7f,
+            0x80,
+            0xe9,
+            0x4e2d,
+            0x1f600,
+        ];
+        let mut checked = 0;
+        for unit in [1usize, 4] {
+            for cps in 1..=20usize {
+                let width = cps * unit;
+                let mut data = Vec::new();
+                for _ in 0..40 {
+                    let len = rng.below(cps + 1);
+                    for j in 0..cps {
+                        let c = if j < len {
+                            alphabet[rng.below(alphabet.len())]
+                        } else {
+                            0
+                        };
+                        match unit {
+                            4 => data.extend_from_slice(&c.to_le_bytes()),
+                            _ => data.push(c as u8),
+                        }
+                    }
+                }
+                let keys = Keys::Fixed {
+                    data: &data,
+                    width,
+                    unit,
+                };
+                for i in 0..40 {
+                    assert_eq!(
+                        keys.inline(i),
+                        keys.inline_general(i),
+                        "unit {unit} width {width} row {i}"
+                    );
+                    checked += usize::from(keys.inline_fixed(i).is_some());
+                }
+            }
+        }
+        assert!(checked > 500, "the register path ran {checked} times");
     }
 
     #[test]
