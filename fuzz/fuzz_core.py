@@ -672,9 +672,10 @@ def check_string_pool(a: dict[str, Any]) -> str:
 
 
 def _check_string_pool(a: dict[str, Any]) -> str:
-    """The fused pool of short string ids equals the pool of their codes; where it declines
-    (long ids, duplicates, empty strings), the general path applies or refuses. Malformed
-    specs (an unknown layout, a list item that is no string, a spec too short) are refused."""
+    """The pool of string ids equals the pool of their codes (the partition pass for short
+    ids, the codes inside the same call for the rest), and it refuses, with the same kind of
+    error, what the codes refuse (duplicates, empty strings, ...). Malformed specs (an unknown
+    layout, a list item that is no string, a spec too short) are refused."""
     from hybridrs import _core
 
     ids, langs, layout = a["ids"], a["langs"], a["layout"]
@@ -685,22 +686,21 @@ def _check_string_pool(a: dict[str, Any]) -> str:
         spec = ("list", [*ids[:-1], 7])
     elif a["bad"] == "short":
         spec = spec[:1]
-    got = _core.PairPool.from_strings(spec, _spec(langs, layout))
+    if a["bad"] != "none":  # must raise a documented error (counted as such)
+        _core.PairPool.from_strings(spec, _spec(langs, layout))
+        return "mismatch"
+    try:
+        got = _core.PairPool.from_strings(spec, _spec(langs, layout))
+    except DOCUMENTED as e:
+        got = e
     try:
         gc, gf = _core.string_codes("group_ids", _spec(ids, layout), "sorted")
         lc, lf = _core.string_codes("langs", _spec(langs, layout), "sorted")
         want = _core.PairPool.from_dense(gc, len(gf), lc, len(lf))
-    except DOCUMENTED:
-        return "ok" if got is None else "mismatch"
-    # ids of at most 10 bytes, languages of at most 11 (a numpy <U array: ASCII only)
-    if layout == "U":
-        short = all(v.isascii() and len(v) <= 10 for v in ids)
-        short = short and all(v.isascii() and len(v) <= 11 for v in langs)
-    else:
-        short = all(len(v.encode()) <= 10 for v in ids)
-        short = short and all(len(v.encode()) <= 11 for v in langs)
-    if got is None:
-        return "mismatch" if short else "ok"
+    except DOCUMENTED as e:  # the same refusal, the same kind of error
+        return "ok" if type(got) is type(e) else "mismatch"
+    if isinstance(got, Exception):
+        return "mismatch"
     pool, first = got
     same = pool.n_groups == want.n_groups and first.tolist() == lf.tolist()
     same = same and all(

@@ -12,7 +12,7 @@ use crate::eval;
 
 use crate::pool::PairPool;
 use crate::sampler::{AlphaSchedule, HybridSampler, SamplerConfig};
-use crate::string_pool::pool_from_strings;
+use crate::string_pool::pool_from_string_keys;
 
 impl From<CoreError> for PyErr {
     fn from(e: CoreError) -> PyErr {
@@ -609,21 +609,21 @@ impl PyPairPool {
 
     /// The pool of string group ids and string languages, each a layout spec (`("fixed",
     /// data, width, unit)`, `("offsets", data, offsets)` or `("list", items)`), with the first
-    /// row of each language, groups and languages numbered in sorted order; `None` where the
-    /// fused path does not apply (long ids, duplicates, ...): build it from the codes then.
+    /// row of each language, groups and languages numbered in sorted order (each input read
+    /// once, whatever the length of its strings).
     #[staticmethod]
     fn from_strings<'py>(
         py: Python<'py>,
         groups: &Bound<'py, PyAny>,
         langs: &Bound<'py, PyAny>,
-    ) -> PyResult<Option<(Self, Bound<'py, PyArray1<u32>>)>> {
+    ) -> PyResult<(Self, Bound<'py, PyArray1<u32>>)> {
         let (gs, ls) = (
             KeySrc::from_spec(groups, "group_ids")?,
             KeySrc::from_spec(langs, "langs")?,
         );
         let (gk, lk) = (gs.keys("group_ids")?, ls.keys("langs")?);
-        let got = py.detach(|| pool_from_strings(&gk, &lk));
-        Ok(got.map(|(inner, first)| (PyPairPool { inner }, first.into_pyarray(py))))
+        let (inner, first) = detached(py, || pool_from_string_keys(&gk, &lk))?;
+        Ok((PyPairPool { inner }, first.into_pyarray(py)))
     }
 
     /// A new pool keeping the language codes where `keep` is true and the groups with at least

@@ -18,7 +18,8 @@
 //! one language, mismatched lengths) returns `None`: the general path handles it and names the
 //! problem.
 
-use crate::codes::{InlineTable, Keys};
+use crate::codes::{string_codes, IdOrder, InlineTable, Keys};
+use crate::error::{CoreError, CoreResult};
 use crate::partition::Partitioner;
 use crate::pool::{join_starts, split_sizes, PairPool, MAX_LANGS};
 use rayon::prelude::*;
@@ -230,11 +231,44 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
     ))
 }
 
+/// The pool of string group ids and string languages of any length, numbered in sorted order,
+/// with the first row of each language: [`pool_from_strings`] where it applies, else both
+/// numbered ([`string_codes`]) and the pool built from the codes ([`PairPool::from_dense`]),
+/// from the same keys (a list of `str` is read once).
+///
+/// # Errors
+/// What numbering or building gives: an empty string, a group twice in one language (naming
+/// both rows), more than [`MAX_LANGS`] languages, mismatched lengths, an empty pool.
+pub fn pool_from_string_keys(
+    groups: &Keys<'_>,
+    langs: &Keys<'_>,
+) -> CoreResult<(PairPool, Vec<u32>)> {
+    match pool_from_strings(groups, langs) {
+        Some(got) => Ok(got),
+        None => pool_by_codes(groups, langs),
+    }
+}
+
+/// [`pool_from_string_keys`] the long way: both numbered, then the pool from the codes.
+fn pool_by_codes(groups: &Keys<'_>, langs: &Keys<'_>) -> CoreResult<(PairPool, Vec<u32>)> {
+    let g = string_codes(groups, IdOrder::Sorted, "group_ids")?;
+    let l = string_codes(langs, IdOrder::Sorted, "langs")?;
+    let n_langs = l.first_rows.len();
+    if n_langs > MAX_LANGS {
+        return Err(CoreError::value(
+            "langs",
+            format!("at most {MAX_LANGS} languages, got {n_langs}"),
+        ));
+    }
+    let pool = PairPool::from_dense(&g.codes, g.first_rows.len(), &l.codes, n_langs.max(1))?;
+    Ok((pool, l.first_rows))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codes::tests::offsets_of;
-    use crate::codes::{string_codes, IdOrder, Offsets};
+    use crate::codes::Offsets;
 
     /// `f` of the strings as offsets layouts.
     fn with_keys<R>(ids: &[String], ls: &[String], f: impl FnOnce(&Keys, &Keys) -> R) -> R {
@@ -253,11 +287,7 @@ mod tests {
 
     /// The general path: sorted codes, then the pool from them.
     fn general(g: &Keys<'_>, l: &Keys<'_>) -> (PairPool, Vec<u32>) {
-        let gc = string_codes(g, IdOrder::Sorted, "group_ids").unwrap();
-        let lc = string_codes(l, IdOrder::Sorted, "langs").unwrap();
-        let n_langs = lc.first_rows.len();
-        let pool = PairPool::from_dense(&gc.codes, gc.first_rows.len(), &lc.codes, n_langs);
-        (pool.unwrap(), lc.first_rows)
+        pool_by_codes(g, l).unwrap()
     }
 
     fn rows(n_groups: usize, seed: u64) -> (Vec<String>, Vec<String>) {
@@ -356,6 +386,37 @@ mod tests {
         assert!(case(&["a", "b"], &["en", ""])); // an empty language
         assert!(case(&["a", "b"], &["en"])); // lengths differ
         assert!(case(&[], &[])); // empty
+    }
+
+    #[test]
+    fn any_string_keys_give_the_pool_or_the_error_of_the_codes() {
+        let case = |ids: &[&str], ls: &[&str]| {
+            let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+            let ls: Vec<String> = ls.iter().map(|s| s.to_string()).collect();
+            with_keys(&ids, &ls, |g, l| {
+                pool_from_string_keys(g, l).map_err(|e| e.to_string())
+            })
+        };
+        let long = case(
+            &["a-long-group-id", "b", "a-long-group-id"],
+            &["en", "en", "de"],
+        );
+        let (pool, first) = long.unwrap();
+        assert_eq!((pool.n_groups(), first), (2, vec![2, 0])); // de, en: first rows
+        let twice = case(&["a", "a"], &["en", "en"]).unwrap_err();
+        assert!(twice.contains("rows 0 and 1"), "{twice}");
+        let empty = case(&["a", ""], &["en", "en"]).unwrap_err();
+        assert!(
+            empty.contains("group_ids") && empty.contains("empty"),
+            "{empty}"
+        );
+        let many: Vec<String> = (0..300).map(|i| format!("l{i}")).collect();
+        let ids: Vec<String> = (0..300).map(|i| format!("g{i}")).collect();
+        let err = with_keys(&ids, &many, |g, l| pool_from_string_keys(g, l).map(|_| ()));
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("at most 255 languages"));
     }
 
     #[test]

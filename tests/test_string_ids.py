@@ -76,8 +76,9 @@ def test_codes_equal_numpy_unique(rows):
 
 def test_short_ids_take_the_fused_path_and_build_the_same_pool():
     """Ids of at most 10 bytes and short language codes: one partition pass in Rust
-    (``PairPool.from_strings``) gives the pool the codes give; longer ids, a duplicated
-    (group, language) or non-ASCII cells of a ``<U`` array go to the general path."""
+    (``PairPool.from_strings``) gives the pool the codes give; longer ids and non-ASCII cells of
+    a ``<U`` array are numbered first inside the same call (the same pool), a duplicated
+    (group, language) is the codes' error."""
     rng = np.random.default_rng(1)
     ids, langs = [], []
     for g in rng.permutation(5000):
@@ -91,14 +92,20 @@ def test_short_ids_take_the_fused_path_and_build_the_same_pool():
     spec = ("list", ids), ("list", langs)
     got = _core.PairPool.from_strings(*spec)
     assert got is not None and list(got[1]) == [langs.index(x) for x in ("de", "en", "zh")]
-    long_id = ("list", [*ids, "a" * 11]), ("list", [*langs, "de"])
+
+    def wrapped(got, lg):
+        return PairPool(got[0], [lg[int(r)] for r in got[1]], len(lg))
+
+    long_ids, long_langs = [*ids, "a" * 11], [*langs, "de"]
+    got = _core.PairPool.from_strings(("list", long_ids), ("list", long_langs))
+    _same(wrapped(got, long_langs), _reference(long_ids, long_langs))
     twice = ("list", [*ids, ids[0]]), ("list", [*langs, langs[0]])
-    assert _core.PairPool.from_strings(*long_id) is None
-    assert _core.PairPool.from_strings(*twice) is None
+    with pytest.raises(ValueError, match=f"rows 0 and {len(ids)} have the same group id"):
+        _core.PairPool.from_strings(*twice)
     u = np.array(ids)
     fixed = ("fixed", u.view(np.uint8).reshape(-1), u.dtype.itemsize, 4)
-    assert _core.PairPool.from_strings(fixed, ("list", langs)) is None  # "é" in a <U cell
-    _same(PairPool.from_arrays(u, langs), want)  # the general path
+    _same(wrapped(_core.PairPool.from_strings(fixed, ("list", langs)), langs), want)  # "é"
+    _same(PairPool.from_arrays(u, langs), want)
 
 
 def test_bad_rows_are_named():

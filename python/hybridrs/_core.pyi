@@ -203,12 +203,11 @@ class PairPool:
         """A pool from dense codes: groups ``0..n_groups`` (each used), languages
         ``0..n_langs``; the same pool as ``from_codes``, by a counting sort."""
     @staticmethod
-    def from_strings(
-        groups: _KeySpec, langs: _KeySpec
-    ) -> tuple[PairPool, npt.NDArray[np.uint32]] | None:
+    def from_strings(groups: _KeySpec, langs: _KeySpec) -> tuple[PairPool, npt.NDArray[np.uint32]]:
         """The pool of string ids and string languages (sorted numbering of both) and each
-        language's first row, in one partition pass; ``None`` where that path does not apply
-        (ids longer than 10 bytes, duplicates, errors): build it from the codes then."""
+        language's first row, each input read once: one partition pass for ids of at most 10
+        bytes, else both numbered and the pool built from the codes. ``ValueError`` /
+        ``TypeError`` name the field (and rows) at fault."""
 
     def filter(self, keep: list[bool] | None, min_langs: int) -> PairPool:
         """Keeps the language codes where ``keep`` is true and groups with >= min_langs."""

@@ -141,6 +141,22 @@ def _at(values: Any, i: int) -> Any:
     return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
 
 
+def _pool_error(e: ValueError, g: Any, lg: Any) -> Exception:
+    """The error a user sees for a pool the Rust core refused: an empty string is a type error;
+    a group twice in one language names its id and language."""
+    msg = str(e)
+    if "empty string" in msg:
+        return TypeError(f"{msg}; expected a non-empty string")
+    rows = re.search(r"rows (\d+) and (\d+) have the same group id", msg)
+    if rows is None:
+        return e
+    a, b = int(rows.group(1)), int(rows.group(2))
+    return ValueError(
+        f"group_ids: rows {a} and {b} are both group {_at(g, b)!r} in language "
+        f"{_at(lg, b)!r}; a group has at most one row per language"
+    )
+
+
 def _codes(
     values: Any, field: str, names: bool = True
 ) -> tuple[np.ndarray, list[Any] | np.ndarray | None]:
@@ -152,9 +168,7 @@ def _codes(
     try:
         got = _string_codes(values, field)
     except ValueError as e:
-        if "empty string" in str(e):
-            raise TypeError(f"{e}; expected a non-empty string") from None
-        raise
+        raise _pool_error(e, values, values) from None
     if got is not None:
         codes, first = got
         return codes, [_at(values, int(r)) for r in first] if names else first
@@ -222,9 +236,9 @@ class PairPool:
         g, lg = _as_input(group_ids), _as_input(langs)
         if len(g) != len(lg):
             raise ValueError(f"langs: has {len(lg)} entries but group_ids has {len(g)}")
-        fused = cls._from_short_strings(g, lg)
-        if fused is not None:
-            return fused
+        both = cls._from_strings(g, lg)
+        if both is not None:
+            return both
         gcodes, gfirst = _codes(g, "group_ids", names=False)
         if isinstance(lg, np.ndarray) and lg.dtype.kind in "iu":
             lg = lg.astype(np.int64, copy=False)
@@ -256,38 +270,21 @@ class PairPool:
                     max(len(names), 1),
                 )
         except ValueError as e:
-            rows = re.search(r"rows (\d+) and (\d+) have the same group id", str(e))
-            if rows is None:
-                raise
-            a, b = int(rows.group(1)), int(rows.group(2))
-            raise ValueError(
-                f"group_ids: rows {a} and {b} are both group {_at(g, b)!r} in language "
-                f"{_at(lg, b)!r}; a group has at most one row per language"
-            ) from None
+            raise _pool_error(e, g, lg) from None
         return cls(inner, names, len(g))
 
     @classmethod
-    def _from_short_strings(cls, g: Any, lg: Any) -> PairPool | None:
-        """String ids of at most 10 bytes and string languages: the pool in one partition
-        pass in Rust (the same pool as numbering them first); ``None`` for anything else,
-        errors included, which the general path then reports."""
-        if _is_str_seq(g):  # a list is copied before Rust can decline: look at a sample first
-            step = max(1, len(g) // 64)
-            if any(isinstance(g[i], str) and len(g[i]) > 10 for i in range(0, len(g), step)):
-                return None
-        try:
-            gs, ls = _key_spec(g, "group_ids"), _key_spec(lg, "langs")
-        except (TypeError, ValueError):
-            return None
+    def _from_strings(cls, g: Any, lg: Any) -> PairPool | None:
+        """String ids and string languages: the pool built in Rust from one read of each (a
+        partition pass for ids of at most 10 bytes, else from their codes); ``None`` when
+        either input is not strings."""
+        gs, ls = _key_spec(g, "group_ids"), _key_spec(lg, "langs")
         if gs is None or ls is None:
             return None
         try:
-            got = _core.PairPool.from_strings(gs, ls)
-        except (TypeError, ValueError):
-            return None
-        if got is None:
-            return None
-        inner, first = got
+            inner, first = _core.PairPool.from_strings(gs, ls)
+        except ValueError as e:
+            raise _pool_error(e, g, lg) from None
         return cls(inner, [_at(lg, int(r)) for r in first], len(g))
 
     @classmethod
