@@ -100,7 +100,17 @@ def test_wise_ft_0_is_the_base_model_and_1_is_plain_training(
     assert rep["train"]["wise_ft"]["lambda"] == 1.0
 
 
-def test_wise_ft_auto_chooses_on_the_validation_split(tiny_model, tmp_path):
+def test_wise_ft_auto_chooses_on_the_validation_split(tiny_model, tmp_path, monkeypatch):
+    from hybridrs.models import Encoder
+
+    calls: list[str] = []
+    embed = Encoder.embed
+
+    def counted(self, ds, *a, **k):
+        calls.append(ds.name)
+        return embed(self, ds, *a, **k)
+
+    monkeypatch.setattr(Encoder, "embed", counted)
     out = tmp_path / "auto"
     rep = train(
         cfg(
@@ -120,6 +130,10 @@ def test_wise_ft_auto_chooses_on_the_validation_split(tiny_model, tmp_path):
     # the chosen point keeps the base model's monolingual mAP on the validation split
     point = next(p for p in saved["curve"] if p["lambda"] == saved["lambda"])
     assert point["mono"] >= saved["curve"][0]["mono"]
+    # the final evaluation of the validation split reuses the chosen lambda's embeddings
+    after = rep["after"]["validation"]["summary"]
+    assert all(after[k] == point[k] for k in ("mono", "cross", "multi", "rank_distance"))
+    assert sum("validation" in name for name in calls) == 3, calls
 
 
 def test_choose_lambda_rule():

@@ -55,8 +55,15 @@ class RunEvaluator:
         self.base_fingerprint = base_fingerprint
         self.log = log
         self._sets: list[tuple[str, RetrievalSet, RetrievalSet]] | None = None
+        #: Embeddings of an eval set with the current weights, computed elsewhere (WiSE-FT's
+        #: chosen lambda), keyed by ``id(set)``: used once by the next evaluation instead of
+        #: encoding the set again.
+        self.encoded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def _embed(self, ds: RetrievalSet, cached: bool) -> tuple[np.ndarray, np.ndarray]:
+        if id(ds) in self.encoded:
+            return self.encoded.pop(id(ds))
+
         def compute() -> tuple[np.ndarray, np.ndarray]:
             return self.encoder.embed(ds, progress=not self.cfg.no_progress)
 

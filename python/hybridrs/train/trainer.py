@@ -528,6 +528,7 @@ class Trainer:
                 self.out if self.main else None,
                 progress=not cfg.no_progress and self.main,
                 log=self.log,
+                embeddings=self.evaluator.encoded,
             )
         train_info = {
             "steps": step,

@@ -65,14 +65,18 @@ def wise_ft(
     out: Path | None,
     progress: bool = False,
     log: Callable[[str], None] = print,
+    embeddings: dict[int, Any] | None = None,
 ) -> dict[str, Any]:
     """Sets ``encoder.model``'s weights to the WiSE-FT interpolation with ``base_state`` and
     returns ``{"lambda": ..., "curve": [...]}``. With one lambda it is used as given; with
     several, each is evaluated on ``validation`` and :func:`choose_lambda` picks one
-    (``wise_ft.json`` and ``wise_ft.png`` written to ``out``)."""
+    (``wise_ft.json`` and ``wise_ft.png`` written to ``out``); the chosen weights' embeddings of
+    ``validation`` then go into ``embeddings`` (keyed by ``id(validation)``), if given, so
+    that evaluating them again needs no second encoding."""
     model = encoder.model
     trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
     curve: list[dict[str, float]] = []
+    encoded: dict[float, Any] = {}
     if len(lambdas) == 1:
         chosen = float(lambdas[0])
     else:
@@ -81,6 +85,7 @@ def wise_ft(
         for lam in lambdas:
             set_interpolated(model, base_state, trained, lam)
             q, c = encoder.embed(validation, progress=progress)
+            encoded[float(lam)] = (q, c)
             s = evaluate(validation, q, c).summary()
             point = {"lambda": float(lam)}
             point.update({k: float(s[k]) for k in ("mono", "cross", "multi", "rank_distance")})
@@ -96,5 +101,7 @@ def wise_ft(
             )
             plot_curve(curve, chosen, out / "wise_ft.png")
     set_interpolated(model, base_state, trained, chosen)
+    if embeddings is not None and validation is not None and chosen in encoded:
+        embeddings[id(validation)] = encoded[chosen]
     log(f"[wise-ft] weights = {1 - chosen:g} x base + {chosen:g} x trained")
     return {"lambda": chosen, "curve": curve}
