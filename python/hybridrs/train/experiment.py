@@ -387,7 +387,7 @@ def run_experiment(
         directions.append((eval_set, train_set))
 
     def log(msg: str) -> None:
-        print(f"[experiment] {msg}", flush=True)
+        print(f"[experiment {time.strftime('%Y-%m-%d %H:%M:%S')}] {msg}", flush=True)
 
     tables: dict[str, Any] = {}
     for tr, ev in directions:
