@@ -382,10 +382,14 @@ def test_overwrite_validates_first_and_removes_only_own_files(tiny_model, small_
     train(cfg(tiny_model, data, out, overwrite_output_dir=True, max_steps=2))
     names = {p.name for p in out.iterdir()}
     assert {"notes.txt", "train.jsonl", "model", "report.json", "metrics.jsonl"} <= names
+    assert any(n.startswith("results_") and n.endswith(".parquet") for n in names), names
     (out / "checkpoint-99").mkdir()
+    for stale in ("results_gone.parquet", "wise_ft.json", "wise_ft.png"):  # an older run's
+        (out / stale).write_text("old")
     train(cfg(tiny_model, data, out, overwrite_output_dir=True, max_steps=2))
     names = {p.name for p in out.iterdir()}
     assert "checkpoint-99" not in names and {"notes.txt", "train.jsonl"} <= names
+    assert not names & {"results_gone.parquet", "wise_ft.json", "wise_ft.png"}, names
 
 
 def test_second_run_into_a_locked_directory_is_refused(tiny_model, small_train, tmp_path):

@@ -39,6 +39,10 @@ OWN_PATTERNS = (
     "metrics.jsonl",
     ".tmp-metrics.jsonl",
     "heatmap_*.png",
+    "results_*.parquet",
+    ".tmp-results_*.parquet",
+    "wise_ft.json",
+    "wise_ft.png",
 )
 
 
