@@ -120,3 +120,24 @@ def test_optional_settings_coerce_from_files():
     assert coerce_setting("alpha", None, "v") is None
     with pytest.raises(ValueError, match="setting 'alpha' expects a number"):
         coerce_setting("alpha", "half", "v")
+
+
+def test_the_techniques_file_is_a_valid_grid():
+    """Every variant of experiments/techniques.yaml (what `make compare-techniques` runs) is
+    read, typed and validated as the experiment will: a bad entry fails here, not hours into
+    the grid."""
+    from pathlib import Path
+
+    from hybridrs.train.experiment import ExperimentConfig
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "techniques.yaml"
+    variants = ExperimentConfig(variants=str(path)).variant_settings()
+    assert len(variants) >= 7 and all(v["strategy"] == "hybrid" for v in variants.values())
+    base = TrainConfig(validation_split=0.2)
+    for name, over in variants.items():
+        try:
+            dataclasses.replace(base, **over).validate()
+        except (ValueError, TypeError) as e:
+            pytest.fail(f"{name}: {e}")
+    with pytest.raises(ValueError, match="validation_split"):  # the check can fail
+        dataclasses.replace(TrainConfig(), **variants["hybrid-wise"]).validate()
