@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybridrs.evaluation.stats import Contributions, holm, paired_difference
+from hybridrs.evaluation.stats import Contributions, holm, paired_difference, perms_for
 
 
 def _model(rng, base, noise, shift=0.0):
@@ -64,3 +64,21 @@ def test_clusters_move_together():
 def test_holm():
     assert holm([0.01, 0.04, 0.03, 0.5]) == [0.04, 0.09, 0.09, 0.5]
     assert holm([]) == []
+
+
+def test_holm_can_fire_in_a_large_table():
+    """A randomisation p-value is at least 1 / (1 + n_perm): with 2,000 sign flips Holm over
+    the techniques grid's 495 tests could never reach 0.05. The table takes enough flips, drawn
+    in chunks, so a clear difference gets the smallest p the flips allow."""
+    assert perms_for(90, 2000) == 2000  # issue 11's table: unchanged (smallest Holm p 0.045)
+    assert perms_for(495, 2000) == 19800
+    rng = np.random.default_rng(5)
+    base = rng.beta(2, 2, size=(200, 1)) + 0.1 * rng.standard_normal((200, 3))
+    a, b = _model(rng, base, 0.05, 0.05), _model(rng, base, 0.05)
+    n = perms_for(495, 2000)
+    r = paired_difference([a], [b], n_boot=200, n_perm=n, seed=0)
+    assert r["p"] == 1 / (1 + n)
+    assert holm([r["p"]] * 495)[0] < 0.05
+    # up to one chunk the draws are those of one call, as before the chunking
+    small = paired_difference([a], [b], n_boot=200, n_perm=300, seed=0)
+    assert small["p"] == 1 / 301 and small["low"] == r["low"] and small["high"] == r["high"]

@@ -37,6 +37,7 @@ __all__ = [
     "holm",
     "markdown",
     "paired_difference",
+    "perms_for",
 ]
 
 #: The summary figures compared, with whether higher is better.
@@ -163,9 +164,13 @@ def paired_difference(
     boot = fig(w @ dm, w @ counts)
     alpha = (1 - level) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha])
-    signs = rng.choice([-1.0, 1.0], size=(n_perm, n_ids))
-    perm = fig(signs @ dm, np.broadcast_to(tot, (n_perm, tot.shape[0])))
-    p = (1 + np.sum(np.abs(perm) >= abs(observed) - 1e-15)) / (1 + n_perm)
+    hits = 0
+    for start in range(0, n_perm, _PERM_CHUNK):  # in chunks: memory bounded for large n_perm
+        m = min(_PERM_CHUNK, n_perm - start)
+        signs = rng.choice([-1.0, 1.0], size=(m, n_ids))
+        perm = fig(signs @ dm, np.broadcast_to(tot, (m, tot.shape[0])))
+        hits += int(np.sum(np.abs(perm) >= abs(observed) - 1e-15))
+    p = (1 + hits) / (1 + n_perm)
     per_seed = [float(fig(x.sum(0), tot)) for x in d]
     return {
         "diff": observed,
@@ -174,6 +179,18 @@ def paired_difference(
         "p": float(p),
         "per_seed": per_seed,
     }
+
+
+#: Sign flips drawn at a time by :func:`paired_difference`.
+_PERM_CHUNK = 2000
+
+
+def perms_for(n_tests: int, n_perm: int) -> int:
+    """Sign flips enough for Holm over ``n_tests`` tests: a randomisation p-value is at least
+    ``1 / (1 + n_perm)``, so Holm's smallest adjusted p is ``n_tests / (1 + n_perm)``. Where
+    ``n_perm`` leaves that near or above 0.05 (no difference could be called), it becomes
+    ``40 * n_tests`` (smallest adjusted p about 0.025); otherwise it stays."""
+    return n_perm if 20 * n_tests <= n_perm else 40 * n_tests
 
 
 def holm(pvalues: Sequence[float]) -> list[float]:
@@ -212,7 +229,8 @@ def compare_cells(
     results: str = "results.parquet",
 ) -> dict[str, Any]:
     """The table of one experiment direction: every model's figures (mean over seeds, with a
-    bootstrap interval) and every pair's paired differences (Holm-adjusted p-values). Seeds
+    bootstrap interval) and every pair's paired differences (Holm-adjusted p-values, with
+    enough sign flips for the size of the table: :func:`perms_for`). Seeds
     a strategy has not finished are left out (and listed). ``results``: the per-question
     results file of each cell to read (``heldout.parquet``: the held-out training articles)."""
     ddir = Path(ddir)
@@ -236,6 +254,7 @@ def compare_cells(
                 row[f + "_seed_sd"] = float(np.std(vals, ddof=1))
         rows.append(row)
     pairs: list[dict[str, Any]] = []
+    n_perm = perms_for(len(models) * (len(models) - 1) // 2 * len(FIGURES), n_perm)
     for i, ma in enumerate(models):
         for mb in models[i + 1 :]:
             for f in FIGURES:
