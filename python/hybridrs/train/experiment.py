@@ -33,12 +33,13 @@ so only the batch composition differs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,15 +313,10 @@ def _run_cell(
         log(f"{cell.name}: {'resuming' if resume else 'training'} in {run_dir}")
         Trainer(cfg, callbacks).train()
     t0 = time.perf_counter()
-    enc = Encoder.load(
-        run_dir / "model",
-        max_length=base.eval_max_length,
-        batch_size=base.eval_batch_size,
-        device=None if base.device == "auto" else base.device,
-    )
+    enc = _cell_encoder(run_dir, base)
     q, c = enc.embed(ds, progress=not base.no_progress)
     if held_out is not None:
-        _write_held_out(cell, held_out, enc, base.no_progress)
+        _write_held_out(cell, held_out, lambda: enc, base.no_progress)
     if not (exp.keep_checkpoints or keep):
         for cp in list_checkpoints(run_dir):
             shutil.rmtree(cp, ignore_errors=True)
@@ -340,17 +336,30 @@ def _run_cell(
 HELD_OUT = "heldout.parquet"
 
 
-def _write_held_out(cell: Path, held_out: RetrievalSet, enc: Encoder, no_progress: bool) -> None:
+def _cell_encoder(run_dir: Path, base: TrainConfig) -> Encoder:
+    """A finished cell's model, loaded for evaluation with the experiment's settings."""
+    return Encoder.load(
+        run_dir / "model",
+        max_length=base.eval_max_length,
+        batch_size=base.eval_batch_size,
+        device=None if base.device == "auto" else base.device,
+    )
+
+
+def _write_held_out(
+    cell: Path, held_out: RetrievalSet, encoder: Callable[[], Encoder], no_progress: bool
+) -> None:
     """``cell/heldout.parquet``: the trainer's per-question results on the validation split
     when it wrote them (``run/results_validation.parquet``: same model, same set), else the
-    held-out set encoded with ``enc`` (a cell trained by an older version)."""
+    held-out set encoded with ``encoder()`` (a cell trained by an older version; the model is
+    only loaded then)."""
     src = cell / "run" / "results_validation.parquet"
     if src.exists():
         table = read_results(src)
         if table.num_rows == held_out.n_questions:
             write_results(table, cell / HELD_OUT)
             return
-    q, c = enc.embed(held_out, progress=not no_progress)
+    q, c = encoder().embed(held_out, progress=not no_progress)
     write_results(question_results(held_out, q, c), cell / HELD_OUT)
 
 
@@ -441,40 +450,38 @@ def run_experiment(
     return tables
 
 
-def _untrained_encoder(base: TrainConfig) -> Encoder:
-    return Encoder.load(
-        resolve_model(base.model),
-        query_prefix=base.query_prefix,
-        passage_prefix=base.passage_prefix,
-        max_length=base.eval_max_length,
-        batch_size=base.eval_batch_size,
-    )
-
-
 def _untrained_cells(
     ddir: Path, base: TrainConfig, ds: RetrievalSet, held: RetrievalSet | None, log: Any
 ) -> None:
     """The untrained and the per-language-centred rows on the full test set ``ds`` (and
-    their held-out results on ``held``), unless written already."""
+    their held-out results on ``held``), unless written already. The model is loaded only
+    when something is missing; its embeddings go through the embedding cache."""
     untrained, centered = ddir / "untrained", ddir / "untrained-centered"
-    todo = [(ds, "results.parquet")] if not (untrained / "results.parquet").exists() else []
-    if held is not None and not (centered / HELD_OUT).exists():
-        todo.append((held, HELD_OUT))
-    if not todo:
-        return
-    enc = _untrained_encoder(base)
-    for s, file in todo:
+    enc: Encoder | None = None
+
+    def embed(s: RetrievalSet) -> tuple[np.ndarray, np.ndarray]:
+        nonlocal enc
+        if enc is None:
+            enc = Encoder.load(
+                resolve_model(base.model),
+                query_prefix=base.query_prefix,
+                passage_prefix=base.passage_prefix,
+                max_length=base.eval_max_length,
+                batch_size=base.eval_batch_size,
+            )
         log(f"{ddir.name}: the untrained model on {s.name} ({s.n_questions} questions)")
         key = f"untrained|{enc.source}|{s.fingerprint()}|{enc.max_length}|{enc.pooling}"
         key += f"|{enc.query_prefix}|{enc.passage_prefix}"
-        q, c = cached_embeddings(key, _embedder(enc, s, not base.no_progress))
-        if file == HELD_OUT:
-            write_results(question_results(s, q, c), untrained / HELD_OUT)
-            q2, c2 = center_by_language(s, q, c)
-            write_results(question_results(s, q2, c2), centered / HELD_OUT)
-        else:
-            _write_cell(untrained, s, q, c, {})
-            _write_cell(centered, s, *center_by_language(s, q, c), {})
+        return cached_embeddings(key, _embedder(enc, s, not base.no_progress))
+
+    if not (untrained / "results.parquet").exists():
+        q, c = embed(ds)
+        _write_cell(untrained, ds, q, c, {})
+        _write_cell(centered, ds, *center_by_language(ds, q, c), {})
+    if held is not None and not (centered / HELD_OUT).exists():
+        q, c = embed(held)
+        write_results(question_results(held, q, c), untrained / HELD_OUT)
+        write_results(question_results(held, *center_by_language(held, q, c)), centered / HELD_OUT)
 
 
 def _refresh_held_out(ddir: Path, base: TrainConfig, held: RetrievalSet, log: Any) -> None:
@@ -485,13 +492,8 @@ def _refresh_held_out(ddir: Path, base: TrainConfig, held: RetrievalSet, log: An
         if (cell / HELD_OUT).exists() or not (cell / "run" / "model").is_dir():
             continue
         log(f"{cell.name}: per-question results on the held-out articles")
-        enc = Encoder.load(
-            cell / "run" / "model",
-            max_length=base.eval_max_length,
-            batch_size=base.eval_batch_size,
-            device=None if base.device == "auto" else base.device,
-        )
-        _write_held_out(cell, held, enc, base.no_progress)
+        load = functools.partial(_cell_encoder, cell / "run", base)
+        _write_held_out(cell, held, load, base.no_progress)
 
 
 def _refresh_results(ddir: Path, ds: RetrievalSet, log: Any) -> None:
