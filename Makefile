@@ -68,12 +68,16 @@ compare: setup
 
 ## Issue 12's techniques against plain hybrid training (experiments/techniques.yaml), 3 seeds,
 ## MLQA-R (80% of its articles; the rest choose WiSE-FT's lambda) -> the full XQuAD-R.
-## Many hours on 2 CPU cores; resumable like compare.
+## Many hours on 2 CPU cores; resumable like compare. Its cells live in the repository
+## (experiments/techniques-grid/): per-question results, summaries and tables are committed, so
+## the grid continues on another machine; models, checkpoints and embeddings are ignored there.
+TECHNIQUES_DIR ?= experiments/techniques-grid
+TECHNIQUES ?= experiments/techniques.yaml
 compare-techniques: setup
 	$(VENV)/bin/hybridrs-compare --strategies hybrid --seeds 0,1,2 \
-		--variants experiments/techniques.yaml --validation_split 0.2 \
+		--variants $(TECHNIQUES) --validation_split 0.2 \
 		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
-		--experiment_dir $(EXPERIMENT_DIR)-techniques --save_steps 20 --no_progress
+		--experiment_dir $(TECHNIQUES_DIR) --save_steps 20 --no_progress
 
 ## The fuzz harness at full size: 100,000 cases over every entry point of the Rust extension
 ## (CI runs 3,000 of them in pytest); prints the counts by target and outcome.

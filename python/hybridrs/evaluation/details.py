@@ -113,7 +113,7 @@ def write_results(table: Any, path: str | Path) -> None:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".tmp-{p.name}")
-    pq.write_table(table, tmp)
+    pq.write_table(table, tmp, compression="zstd")
     os.replace(tmp, p)
 
 
