@@ -49,8 +49,8 @@ test-rust:
 	cargo clippy --all-targets --features python -- -D warnings
 
 lint: setup
-	$(VENV)/bin/ruff check python tests benches fuzz
-	$(VENV)/bin/ruff format --check python tests benches fuzz
+	$(VENV)/bin/ruff check python tests benches fuzz experiments
+	$(VENV)/bin/ruff format --check python tests benches fuzz experiments
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m mypy.stubtest hybridrs._core
@@ -101,8 +101,8 @@ clean:
 ## Format Rust and Python sources in place.
 fmt:
 	cargo fmt
-	$(VENV)/bin/ruff format python tests benches fuzz
-	$(VENV)/bin/ruff check --fix python tests benches fuzz
+	$(VENV)/bin/ruff format python tests benches fuzz experiments
+	$(VENV)/bin/ruff check --fix python tests benches fuzz experiments
 
 ## Hyperparameter choice on held-out MLQA-R articles (never on XQuAD-R, the test set).
 tune: setup

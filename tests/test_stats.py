@@ -82,3 +82,53 @@ def test_holm_can_fire_in_a_large_table():
     # up to one chunk the draws are those of one call, as before the chunking
     small = paired_difference([a], [b], n_boot=200, n_perm=300, seed=0)
     assert small["p"] == 1 / 301 and small["low"] == r["low"] and small["high"] == r["high"]
+
+
+def _load_table_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "techniques_table.py"
+    spec = importlib.util.spec_from_file_location("techniques_table", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_techniques_table_states_each_goal_from_the_numbers():
+    """RESULTS.md's issue-12 statement is computed: a model meets "mono not below untrained"
+    exactly when the interval of its difference reaches 0, and each threshold goal from its
+    mean."""
+    mod = _load_table_script()
+
+    def row(model, mono, cross, multi, rd):
+        return {"model": model, "seeds": 3, "mono": mono, "cross": cross, "multi": multi,
+                "rank_distance": rd, "own_first": 0.5, "top10_own": 0.2}  # fmt: skip
+
+    def pair(a, b, fig, diff, low, high, p=0.01):
+        return {"a": a, "b": b, "figure": fig, "diff": diff, "low": low, "high": high,
+                "p_holm": p}  # fmt: skip
+
+    t = {
+        "n_questions": 10,
+        "paired_seeds": 3,
+        "n_perm": 40,
+        "models": [
+            row("untrained", 0.80, 0.64, 0.30, 1218.0),
+            row("hybrid", 0.77, 0.68, 0.55, 335.0),
+            row("good", 0.80, 0.71, 0.61, 219.0),
+        ],
+        "pairs": [
+            pair("hybrid", "untrained", "mono", -0.03, -0.04, -0.02),
+            pair("good", "untrained", "mono", -0.001, -0.005, 0.003, p=0.6),
+            pair("good", "hybrid", "mono", 0.03, 0.02, 0.04),
+        ],
+    }
+    good = mod.goals(t, "good")
+    assert [g.split(":")[1].split("(")[0].strip() for g in good] == ["met"] * 4
+    bad = mod.goals(t, "hybrid")
+    assert [g.split(":")[1].split("(")[0].strip() for g in bad] == ["not met"] * 4
+    md = mod.render({"xquad": t})
+    assert "| good - hybrid | +0.0300 [+0.0200, +0.0400] * |" in md
+    assert "| good - untrained | -0.0010 [-0.0050, +0.0030] |" in md  # p >= 0.05: no star

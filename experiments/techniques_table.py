@@ -1,0 +1,140 @@
+"""RESULTS.md's issue-12 tables from the techniques grid's ``comparison.json``.
+
+    .venv/bin/python experiments/techniques_table.py [experiments/techniques-grid/comparison.json]
+
+Prints Markdown: for each table of the grid (the full test set, then the held-out training
+articles) every model's figures (mean over seeds, the seed-to-seed standard deviation), each
+technique against plain hybrid and against the untrained model (difference, 95% cluster
+bootstrap interval, ``*`` where the Holm-adjusted randomisation p < 0.05 over the whole
+table), and, for the test set, which of issue 12's goal figures each model meets. Every
+number comes from the JSON (written by ``make compare-techniques`` or ``--tables_only``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+FIGS = ("mono", "cross", "multi", "rank_distance")
+BASE = "hybrid"
+
+#: Issue 12's goals on the full test set (multilingual: the goal, then the stretch).
+GOALS = {"cross": 0.70, "multi": 0.60, "multi_stretch": 0.68, "rank_distance": 220.0}
+
+
+def _fmt(fig: str, x: float, sign: bool = False) -> str:
+    spec = ("+" if sign else "") + (".1f" if fig == "rank_distance" else ".4f")
+    return f"{x:{spec}}"
+
+
+def _pair(t: dict[str, Any], a: str, b: str, fig: str) -> dict[str, Any] | None:
+    return next((r for r in t["pairs"] if r["a"] == a and r["b"] == b and r["figure"] == fig), None)
+
+
+def _cell(r: dict[str, Any] | None, fig: str) -> str:
+    if r is None:
+        return "n/a"
+    star = " *" if r["p_holm"] < 0.05 else ""
+    return (
+        f"{_fmt(fig, r['diff'], True)} [{_fmt(fig, r['low'], True)}, "
+        f"{_fmt(fig, r['high'], True)}]{star}"
+    )
+
+
+def goals(t: dict[str, Any], model: str) -> list[str]:
+    """Which goal figures ``model`` meets on this table (mean over its seeds)."""
+    row = next(r for r in t["models"] if r["model"] == model)
+    mono = _pair(t, model, "untrained", "mono")
+    out = []
+    if mono is not None:
+        ok = mono["high"] >= 0  # the interval of (model - untrained) includes 0 or lies above
+        out.append(
+            f"mono not below untrained: {'met' if ok else 'not met'} ({_cell(mono, 'mono')})"
+        )
+    out.append(
+        f"cross >= {GOALS['cross']:.2f}: "
+        f"{'met' if row['cross'] >= GOALS['cross'] else 'not met'} ({row['cross']:.4f})"
+    )
+    out.append(
+        f"multi >= {GOALS['multi']:.2f}: "
+        f"{'met' if row['multi'] >= GOALS['multi'] else 'not met'} ({row['multi']:.4f}; "
+        f"stretch {GOALS['multi_stretch']:.2f}: "
+        f"{'met' if row['multi'] >= GOALS['multi_stretch'] else 'not met'})"
+    )
+    ok = row["rank_distance"] <= GOALS["rank_distance"]
+    out.append(
+        f"rank distance <= {GOALS['rank_distance']:.0f}: {'met' if ok else 'not met'} "
+        f"({row['rank_distance']:.1f})"
+    )
+    return out
+
+
+def render(tables: dict[str, Any]) -> str:
+    """The Markdown of every table in ``tables`` (``comparison.json``'s content)."""
+    lines: list[str] = []
+    for name, t in tables.items():
+        lines += [
+            f"**{name}** ({t['n_questions']} questions; seeds paired: {t['paired_seeds']}; "
+            f"{t['n_perm']} sign flips per test, Holm over {len(t['pairs'])} tests)",
+            "",
+            "| model | seeds | mono | cross | multi | rank distance | own first | top-10 own |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in t["models"]:
+            cells = []
+            for f in FIGS:
+                sd = r.get(f + "_seed_sd")
+                cells.append(_fmt(f, r[f]) + (f" ± {_fmt(f, sd)}" if sd is not None else ""))
+            lines.append(
+                f"| {r['model']} | {r['seeds']} | "
+                + " | ".join(cells)
+                + f" | {r['own_first']:.3f} | {r['top10_own']:.3f} |"
+            )
+        lines += [
+            "",
+            "| A - B | " + " | ".join(f.replace("_", " ") for f in FIGS) + " |",
+            "|---|" + "---|" * len(FIGS),
+        ]
+        models = [r["model"] for r in t["models"]]
+        for m in models:
+            if m.startswith("untrained") or m == BASE:
+                continue
+            for b in (BASE, "untrained"):
+                if b in models:
+                    lines.append(
+                        f"| {m} - {b} | "
+                        + " | ".join(_cell(_pair(t, m, b, f), f) for f in FIGS)
+                        + " |"
+                    )
+        if BASE in models and "untrained" in models:
+            lines.append(
+                f"| {BASE} - untrained | "
+                + " | ".join(_cell(_pair(t, BASE, "untrained", f), f) for f in FIGS)
+                + " |"
+            )
+        lines.append("")
+        if "held-out" not in name:
+            lines += [f"Goals on {name} (mean over seeds):", ""]
+            for m in models:
+                if not m.startswith("untrained"):
+                    lines.append(f"- **{m}**: " + "; ".join(goals(t, m)))
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    path = Path(argv[1] if len(argv) > 1 else "experiments/techniques-grid/comparison.json")
+    if not path.exists():
+        print(
+            f"{path}: not found; run make compare-techniques (or --tables_only) first",
+            file=sys.stderr,
+        )
+        return 1
+    print(render(json.loads(path.read_text())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv))
