@@ -37,6 +37,8 @@ def cfg(tiny_model, train_data, out, **kw) -> TrainConfig:
         "output_dir": str(out),
         "per_device_train_batch_size": 8,
         "learning_rate": 1e-3,
+        # plain training unless a test turns a technique on (distillation is on by default)
+        "distill_weight": 0.0,
         "max_steps": 8,
         "no_progress": True,
         "dataloader_num_workers": 0,
