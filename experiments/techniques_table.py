@@ -98,22 +98,12 @@ def render(tables: dict[str, Any]) -> str:
             "|---|" + "---|" * len(FIGS),
         ]
         models = [r["model"] for r in t["models"]]
-        for m in models:
-            if m.startswith("untrained") or m == BASE:
-                continue
-            for b in (BASE, "untrained"):
-                if b in models:
-                    lines.append(
-                        f"| {m} - {b} | "
-                        + " | ".join(_cell(_pair(t, m, b, f), f) for f in FIGS)
-                        + " |"
-                    )
-        if BASE in models and "untrained" in models:
-            lines.append(
-                f"| {BASE} - untrained | "
-                + " | ".join(_cell(_pair(t, BASE, "untrained", f), f) for f in FIGS)
-                + " |"
-            )
+        techniques = [m for m in models if not m.startswith("untrained") and m != BASE]
+        shown = [(m, b) for m in techniques for b in (BASE, "untrained")] + [(BASE, "untrained")]
+        for a, b in shown:
+            if a in models and b in models:
+                cells = " | ".join(_cell(_pair(t, a, b, f), f) for f in FIGS)
+                lines.append(f"| {a} - {b} | {cells} |")
         lines.append("")
         if "held-out" not in name:
             lines += [f"Goals on {name} (mean over seeds):", ""]
