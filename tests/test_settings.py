@@ -141,3 +141,20 @@ def test_the_techniques_file_is_a_valid_grid():
             pytest.fail(f"{name}: {e}")
     with pytest.raises(ValueError, match="validation_split"):  # the check can fail
         dataclasses.replace(TrainConfig(), **variants["hybrid-wise"]).validate()
+
+
+def test_the_reverse_techniques_file_matches_the_forward_grid():
+    """experiments/techniques-reverse.yaml (`make compare-techniques-reverse`) holds valid
+    variants, each defined exactly as in experiments/techniques.yaml, so the two directions
+    compare the same settings."""
+    from pathlib import Path
+
+    from hybridrs.train.experiment import ExperimentConfig
+
+    root = Path(__file__).resolve().parents[1] / "experiments"
+    forward = ExperimentConfig(variants=str(root / "techniques.yaml")).variant_settings()
+    reverse = ExperimentConfig(variants=str(root / "techniques-reverse.yaml")).variant_settings()
+    assert reverse, "the reverse grid has no variants"
+    for name, over in reverse.items():
+        assert forward.get(name) == over, f"{name}: {over} here, {forward.get(name)} forward"
+        dataclasses.replace(TrainConfig(validation_split=0.2), **over).validate()
