@@ -76,11 +76,13 @@ compare: setup
 ## --distill_weight 0: the baseline is plain hybrid training (each variant sets its own).
 TECHNIQUES_DIR ?= experiments/techniques-grid
 TECHNIQUES ?= experiments/techniques.yaml
+# More arguments, e.g. TECHNIQUES_ARGS=--tables_only (the tables from the finished cells only).
+TECHNIQUES_ARGS ?=
 compare-techniques: setup
 	$(VENV)/bin/hybridrs-compare --strategies hybrid --seeds 0,1,2 \
 		--variants $(TECHNIQUES) --validation_split 0.2 --distill_weight 0 \
 		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
-		--experiment_dir $(TECHNIQUES_DIR) --save_steps 20 --no_progress
+		--experiment_dir $(TECHNIQUES_DIR) --save_steps 20 --no_progress $(TECHNIQUES_ARGS)
 
 ## Issue 12's other direction: trained on XQuAD-R (80% of its articles; the rest held out),
 ## tested on the full MLQA-R, for plain hybrid training against distillation (the default the

@@ -143,18 +143,19 @@ def test_the_techniques_file_is_a_valid_grid():
         dataclasses.replace(TrainConfig(), **variants["hybrid-wise"]).validate()
 
 
-def test_the_reverse_techniques_file_matches_the_forward_grid():
-    """experiments/techniques-reverse.yaml (`make compare-techniques-reverse`) holds valid
-    variants, each defined exactly as in experiments/techniques.yaml, so the two directions
-    compare the same settings."""
+@pytest.mark.parametrize("name", ["techniques-reverse.yaml", "techniques-tables-partial.yaml"])
+def test_other_technique_files_match_the_forward_grid(name: str):
+    """The other variant files of experiments/ (the reverse direction's grid; the subset the
+    partial tables were computed from) hold valid variants, each defined exactly as in
+    experiments/techniques.yaml, so every table compares the same settings."""
     from pathlib import Path
 
     from hybridrs.train.experiment import ExperimentConfig
 
     root = Path(__file__).resolve().parents[1] / "experiments"
     forward = ExperimentConfig(variants=str(root / "techniques.yaml")).variant_settings()
-    reverse = ExperimentConfig(variants=str(root / "techniques-reverse.yaml")).variant_settings()
-    assert reverse, "the reverse grid has no variants"
-    for name, over in reverse.items():
-        assert forward.get(name) == over, f"{name}: {over} here, {forward.get(name)} forward"
+    other = ExperimentConfig(variants=str(root / name)).variant_settings()
+    assert other, f"{name} has no variants"
+    for v, over in other.items():
+        assert forward.get(v) == over, f"{v}: {over} in {name}, {forward.get(v)} forward"
         dataclasses.replace(TrainConfig(validation_split=0.2), **over).validate()
