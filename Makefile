@@ -78,22 +78,24 @@ TECHNIQUES_DIR ?= experiments/techniques-grid
 TECHNIQUES ?= experiments/techniques.yaml
 # More arguments, e.g. TECHNIQUES_ARGS=--tables_only (the tables from the finished cells only).
 TECHNIQUES_ARGS ?=
+# The direction: trained on TECHNIQUES_TRAIN (without its held-out articles), tested on
+# TECHNIQUES_EVAL.
+TECHNIQUES_TRAIN ?= mlqa-r
+TECHNIQUES_EVAL ?= xquad-r
 compare-techniques: setup
 	$(VENV)/bin/hybridrs-compare --strategies hybrid --seeds 0,1,2 \
 		--variants $(TECHNIQUES) --validation_split 0.2 --distill_weight 0 \
-		--train_data $(DATA)/mlqa-r --eval_data $(DATA)/xquad-r \
+		--train_data $(DATA)/$(TECHNIQUES_TRAIN) --eval_data $(DATA)/$(TECHNIQUES_EVAL) \
 		--experiment_dir $(TECHNIQUES_DIR) --save_steps 20 --no_progress $(TECHNIQUES_ARGS)
 
 ## Issue 12's other direction: trained on XQuAD-R (80% of its articles; the rest held out),
 ## tested on the full MLQA-R, for plain hybrid training against distillation (the default the
 ## forward grid chose), 3 seeds. Its own directory (experiments/techniques-grid-reverse/),
 ## committed like the forward grid's; resumable.
-REVERSE_DIR ?= experiments/techniques-grid-reverse
-compare-techniques-reverse: setup
-	$(VENV)/bin/hybridrs-compare --strategies hybrid --seeds 0,1,2 \
-		--variants experiments/techniques-reverse.yaml --validation_split 0.2 --distill_weight 0 \
-		--train_data $(DATA)/xquad-r --eval_data $(DATA)/mlqa-r \
-		--experiment_dir $(REVERSE_DIR) --save_steps 20 --no_progress
+compare-techniques-reverse:
+	$(MAKE) compare-techniques TECHNIQUES=experiments/techniques-reverse.yaml \
+		TECHNIQUES_DIR=experiments/techniques-grid-reverse \
+		TECHNIQUES_TRAIN=xquad-r TECHNIQUES_EVAL=mlqa-r
 
 ## The fuzz harness at full size: 100,000 cases over every entry point of the Rust extension
 ## (CI runs 3,000 of them in pytest); prints the counts by target and outcome.
