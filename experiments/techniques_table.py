@@ -6,7 +6,7 @@ Prints Markdown: for each table of the grid (the full test set, then the held-ou
 articles) every model's figures (mean over seeds, the seed-to-seed standard deviation), each
 technique against plain hybrid and against the untrained model (difference, 95% cluster
 bootstrap interval, ``*`` where the Holm-adjusted randomisation p < 0.05 over the whole
-table), and, for the test set, which of issue 12's goal figures each model meets. Every
+table), and, for the full XQuAD-R, which of issue 12's goal figures each model meets. Every
 number comes from the JSON (written by ``make compare-techniques`` or ``--tables_only``).
 """
 
@@ -20,7 +20,10 @@ from typing import Any
 FIGS = ("mono", "cross", "multi", "rank_distance")
 BASE = "hybrid"
 
-#: Issue 12's goals on the full test set (multilingual: the goal, then the stretch).
+#: Issue 12's goals, stated for the full XQuAD-R (multilingual: the goal, then the stretch);
+#: checked on the tables whose name ends with GOALS_ON (the other direction, trained on
+#: XQuAD-R and tested on MLQA-R, is judged by the direction of its effects only).
+GOALS_ON = "-to-xquad-r"
 GOALS = {"cross": 0.70, "multi": 0.60, "multi_stretch": 0.68, "rank_distance": 220.0}
 
 
@@ -105,7 +108,7 @@ def render(tables: dict[str, Any]) -> str:
                 cells = " | ".join(_cell(_pair(t, a, b, f), f) for f in FIGS)
                 lines.append(f"| {a} - {b} | {cells} |")
         lines.append("")
-        if "held-out" not in name:
+        if name.endswith(GOALS_ON):
             lines += [f"Goals on {name} (mean over seeds):", ""]
             for m in models:
                 if not m.startswith("untrained"):

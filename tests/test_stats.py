@@ -129,6 +129,9 @@ def test_the_techniques_table_states_each_goal_from_the_numbers():
     assert [g.split(":")[1].split("(")[0].strip() for g in good] == ["met"] * 4
     bad = mod.goals(t, "hybrid")
     assert [g.split(":")[1].split("(")[0].strip() for g in bad] == ["not met"] * 4
-    md = mod.render({"xquad": t})
+    md = mod.render({"mlqa-r-to-xquad-r": t})
+    assert "Goals on mlqa-r-to-xquad-r" in md and "**good**: mono not below untrained: met" in md
+    # the goals are XQuAD-R's: not stated for the other direction
+    assert "Goals" not in mod.render({"xquad-r-to-mlqa-r": t})
     assert "| good - hybrid | +0.0300 [+0.0200, +0.0400] * |" in md
     assert "| good - untrained | -0.0010 [-0.0050, +0.0030] |" in md  # p >= 0.05: no star
