@@ -1,6 +1,8 @@
 """RESULTS.md's issue-12 tables from the techniques grid's ``comparison.json``.
 
     .venv/bin/python experiments/techniques_table.py [experiments/techniques-grid/comparison.json]
+    .venv/bin/python experiments/techniques_table.py experiments/techniques-grid/comparison.json \
+        experiments/techniques-grid-reverse/comparison.json   # both, and the directions of effects
 
 Prints Markdown: for each table of the grid (the full test set, then the held-out training
 articles) every model's figures (mean over seeds, the seed-to-seed standard deviation), each
@@ -117,15 +119,54 @@ def render(tables: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _test_table(tables: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The full test set's table of a grid (the one that is not the held-out articles')."""
+    return next((k, t) for k, t in tables.items() if "held-out" not in k)
+
+
+def directions(forward: dict[str, Any], reverse: dict[str, Any]) -> str:
+    """Markdown: every technique of both grids against plain hybrid, figure by figure, in the
+    forward and the reverse direction (difference, interval, ``*`` as in :func:`render`), and
+    whether the effect points the same way in both (better or worse alike: higher mAP, lower
+    rank distance)."""
+    (fname, f), (rname, r) = _test_table(forward), _test_table(reverse)
+    fm = {x["model"] for x in f["models"]}
+    both = [x["model"] for x in r["models"] if x["model"] in fm]
+    lines = [
+        f"| technique - {BASE} | figure | {fname} | {rname} | same direction |",
+        "|---|---|---|---|---|",
+    ]
+    for m in both:
+        if m.startswith("untrained") or m == BASE:
+            continue
+        for fig in FIGS:
+            a, b = _pair(f, m, BASE, fig), _pair(r, m, BASE, fig)
+            same = (
+                "n/a"
+                if a is None or b is None
+                else ("yes" if (a["diff"] > 0) == (b["diff"] > 0) else "no")
+            )
+            lines.append(
+                f"| {m} | {fig.replace('_', ' ')} | {_cell(a, fig)} | {_cell(b, fig)} | {same} |"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str]) -> int:
-    path = Path(argv[1] if len(argv) > 1 else "experiments/techniques-grid/comparison.json")
-    if not path.exists():
-        print(
-            f"{path}: not found; run make compare-techniques (or --tables_only) first",
-            file=sys.stderr,
-        )
-        return 1
-    print(render(json.loads(path.read_text())))
+    """``techniques_table.py [FORWARD.json [REVERSE.json]]``: the forward grid's tables, and
+    with a second grid (the reverse direction) its tables and the directions of effects."""
+    paths = [Path(p) for p in argv[1:3]] or [Path("experiments/techniques-grid/comparison.json")]
+    for path in paths:
+        if not path.exists():
+            print(
+                f"{path}: not found; run make compare-techniques (or --tables_only) first",
+                file=sys.stderr,
+            )
+            return 1
+    grids = [json.loads(p.read_text()) for p in paths]
+    print("\n\n".join(render(g) for g in grids))
+    if len(grids) == 2:
+        print("\n" + directions(*grids))
     return 0
 
 

@@ -135,3 +135,26 @@ def test_the_techniques_table_states_each_goal_from_the_numbers():
     assert "Goals" not in mod.render({"xquad-r-to-mlqa-r": t})
     assert "| good - hybrid | +0.0300 [+0.0200, +0.0400] * |" in md
     assert "| good - untrained | -0.0010 [-0.0050, +0.0030] |" in md  # p >= 0.05: no star
+
+
+def test_the_directions_table_compares_signs_across_the_two_grids():
+    """The reverse direction is judged by whether each technique's effect against plain
+    hybrid points the same way in both grids: computed from the two tables' differences."""
+    mod = _load_table_script()
+
+    def pair(fig, diff):
+        return {"a": "tech", "b": "hybrid", "figure": fig, "diff": diff, "low": diff - 0.01,
+                "high": diff + 0.01, "p_holm": 0.01}  # fmt: skip
+
+    def grid(name, diffs):
+        models = [{"model": m} for m in ("untrained", "hybrid", "tech")]
+        t = {"models": models, "pairs": [pair(f, d) for f, d in zip(mod.FIGS, diffs, strict=True)]}
+        return {name: t, "held-out articles": {"models": [], "pairs": []}}
+
+    fwd = grid("mlqa-r-to-xquad-r", [0.02, 0.03, 0.01, -40.0])
+    rev = grid("xquad-r-to-mlqa-r", [0.01, -0.02, 0.02, -5.0])
+    md = mod.directions(fwd, rev)
+    same = [line.rsplit("|", 2)[-2].strip() for line in md.splitlines()[2:]]
+    assert same == ["yes", "no", "yes", "yes"]
+    row = "| tech | mono | +0.0200 [+0.0100, +0.0300] * | +0.0100 [+0.0000, +0.0200] * | yes |"
+    assert row in md
