@@ -9,11 +9,11 @@ articles (Holm over the tests of these models only).
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 from hybridrs.evaluation.stats import compare_cells
+from techniques_table import render  # its sibling: the script's directory is on sys.path
 
 GRID = Path("experiments/techniques-grid/mlqa-r-to-xquad-r")
 
@@ -23,17 +23,11 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     models, seeds = argv[1].split(","), [int(s) for s in argv[2].split(",")]
-    spec = importlib.util.spec_from_file_location(
-        "techniques_table", Path(__file__).with_name("techniques_table.py")
-    )
-    assert spec is not None and spec.loader is not None
-    table = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(table)
     tabs = {
         "mlqa-r-to-xquad-r": compare_cells(GRID, models, seeds),
         "mlqa-r held-out articles": compare_cells(GRID, models, seeds, results="heldout.parquet"),
     }
-    print(table.render(tabs))
+    print(render(tabs))
     return 0
 
 

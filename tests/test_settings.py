@@ -144,13 +144,11 @@ def test_the_techniques_file_is_a_valid_grid():
         dataclasses.replace(TrainConfig(), **variants["hybrid-wise"]).validate()
 
 
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
 @pytest.mark.parametrize(
-    "name",
-    sorted(
-        p.name
-        for p in (Path(__file__).resolve().parents[1] / "experiments").glob("*.yaml")
-        if p.name != "techniques.yaml"
-    ),
+    "name", sorted(p.name for p in EXPERIMENTS.glob("*.yaml") if p.name != "techniques.yaml")
 )
 def test_other_technique_files_match_the_forward_grid(name: str):
     """Every other variant file of experiments/ (the reverse direction's grid) holds valid
@@ -158,9 +156,8 @@ def test_other_technique_files_match_the_forward_grid(name: str):
     the same settings."""
     from hybridrs.train.experiment import ExperimentConfig
 
-    root = Path(__file__).resolve().parents[1] / "experiments"
-    forward = ExperimentConfig(variants=str(root / "techniques.yaml")).variant_settings()
-    other = ExperimentConfig(variants=str(root / name)).variant_settings()
+    forward = ExperimentConfig(variants=str(EXPERIMENTS / "techniques.yaml")).variant_settings()
+    other = ExperimentConfig(variants=str(EXPERIMENTS / name)).variant_settings()
     assert other, f"{name} has no variants"
     for v, over in other.items():
         assert forward.get(v) == over, f"{v}: {over} in {name}, {forward.get(v)} forward"
