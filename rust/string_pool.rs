@@ -69,6 +69,83 @@ fn bucket_of(split: &Splitters, k: u64) -> usize {
     i
 }
 
+/// Bits of a key (after the splitters' common prefix) indexing [`BucketTable`].
+const TABLE_BITS: u32 = 12;
+
+/// A key's bucket (the number of splitters at or below it) mostly without a search: the
+/// splitters share a common prefix of `shift` bits; for a key with that prefix, the next
+/// [`TABLE_BITS`] bits index a table of (splitters before this index, splitters at it), and
+/// only the few at the key's own index are compared (ids of one shape such as `"q123"` share
+/// their first byte and more). A key without the prefix lies below or above every splitter;
+/// an index holding more than 4 splitters falls back to the binary search.
+struct BucketTable {
+    split: Splitters,
+    /// Real splitters (`nb - 1`).
+    n: usize,
+    shift: u32,
+    /// `split[0] >> (64 - shift)`: the common prefix (0 when `shift` is 0).
+    prefix: u64,
+    /// Per index: splitters before it (low byte) and at it (high byte).
+    table: Vec<u16>,
+}
+
+impl BucketTable {
+    /// The table of the first `n` splitters of `split` (sorted, `n <= 255`).
+    fn new(split: Splitters, n: usize) -> Self {
+        let n = n.min(MAX_BUCKETS - 1);
+        let (first, last) = match (split[..n].first(), split[..n].last()) {
+            (Some(&a), Some(&b)) => (a, b),
+            _ => (0, 0),
+        };
+        let shift = (first ^ last).leading_zeros().min(64 - TABLE_BITS);
+        let prefix = if shift == 0 { 0 } else { first >> (64 - shift) };
+        let mut at = vec![0u16; 1 << TABLE_BITS];
+        for &sp in &split[..n] {
+            at[Self::index(shift, sp)] += 1;
+        }
+        let mut before = 0u16;
+        let table = at
+            .iter()
+            .map(|&m| {
+                let e = before | (m << 8);
+                before += m;
+                e
+            })
+            .collect();
+        BucketTable {
+            split,
+            n,
+            shift,
+            prefix,
+            table,
+        }
+    }
+
+    /// The table index of a key with the common prefix.
+    #[inline(always)]
+    fn index(shift: u32, k: u64) -> usize {
+        ((k << shift) >> (64 - TABLE_BITS)) as usize
+    }
+
+    /// Number of splitters `<= k`, as [`bucket_of`] counts the real ones.
+    #[inline(always)]
+    fn of(&self, k: u64) -> usize {
+        if self.shift != 0 && k >> (64 - self.shift) != self.prefix {
+            return if k < self.split[0] { 0 } else { self.n };
+        }
+        let e = self.table[Self::index(self.shift, k) & ((1 << TABLE_BITS) - 1)];
+        let (lo, m) = (usize::from(e as u8), usize::from(e >> 8));
+        if m > 4 {
+            return bucket_of(&self.split, k).min(self.n);
+        }
+        let mut c = lo;
+        for j in 0..4 {
+            c += usize::from((j < m) & (self.split[(lo + j) & (MAX_BUCKETS - 1)] <= k));
+        }
+        c
+    }
+}
+
 /// The top 64 bits of an id (its first 8 bytes): what chooses its bucket. Equal tops share a
 /// bucket, and the order of tops is the order of ids, so every bucket is still a range.
 #[inline(always)]
@@ -156,6 +233,7 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
     for (j, sp) in split[..nb - 1].iter_mut().enumerate() {
         *sp = top(sample[(j + 1) * s / nb]);
     }
+    let buckets = BucketTable::new(split, nb - 1);
     // 2. partition, each thread its chunk of rows in order; the languages numbered on the way
     // (first seen in the chunk: a table in L1), each entry carrying its chunk's number
     let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 15);
@@ -181,7 +259,7 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
                     }
                     lkeys.push((lk, row as u32));
                 }
-                let b = bucket_of(&split, top(id_of(e))).min(nb - 1);
+                let b = buckets.of(top(id_of(e))).min(nb - 1);
                 out.push(b, e | (u128::from(lid) << LANG_SHIFT));
             }
             Some((out.finish(), lkeys))
@@ -518,6 +596,49 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("at most 255 languages"));
+    }
+
+    #[test]
+    fn bucket_table_counts_like_the_search() {
+        let mut state = 11u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            state
+        };
+        // splitter sets: spread, sharing a prefix, many equal, crowded at one index, few
+        let shapes: [fn(u64, usize) -> u64; 5] = [
+            |r, _| r,
+            |r, _| (0x7131u64 << 48) | (r >> 16),
+            |r, j| 0x5000_0000_0000_0000 + (r % 3) * (j as u64 % 2),
+            |r, _| 0x7100_0000_0000_0000 | (r >> 40),
+            |_, j| j as u64,
+        ];
+        for shape in shapes {
+            for n in [0usize, 1, 2, 15, 255] {
+                let mut split: Splitters = [u64::MAX; MAX_BUCKETS];
+                for (j, sp) in split[..n].iter_mut().enumerate() {
+                    *sp = shape(next(), j);
+                }
+                split[..n].sort_unstable();
+                let t = BucketTable::new(split, n);
+                let mut keys: Vec<u64> = (0..2000).map(|j| shape(next(), j)).collect();
+                keys.extend(
+                    split[..n]
+                        .iter()
+                        .flat_map(|&s| [s.wrapping_sub(1), s, s.wrapping_add(1)]),
+                );
+                keys.extend([0, 1, u64::MAX - 1, u64::MAX, next(), next()]);
+                for k in keys {
+                    let want = split[..n].iter().filter(|&&s| s <= k).count();
+                    assert_eq!(t.of(k), want, "{k:#x}, {n} splitters");
+                    if n == 255 {
+                        assert_eq!(bucket_of(&split, k).min(n), want);
+                    }
+                }
+            }
+        }
     }
 
     #[test]
