@@ -38,15 +38,37 @@ def best(fn, repeats: int):
     return out, min(times)
 
 
-def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
-    """Pool construction from string ids and string languages, Rust against a dict loop."""
+def make_rows(groups: int, languages: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Integer group ids and language numbers: ``groups`` x ``languages`` rows, about 10% of
+    them missing, in random order."""
+    rng = np.random.default_rng(seed)
+    ids = np.repeat(rng.permutation(groups).astype(np.int64) * 7 + 3, languages)
+    langs = np.tile(np.arange(languages, dtype=np.int64), groups)
+    keep = rng.random(ids.size) > 0.1
+    ids, langs = ids[keep], langs[keep]
+    order = rng.permutation(ids.size)  # rows arrive in no particular order
+    return ids[order], langs[order]
+
+
+def string_inputs(ids: np.ndarray, langs: np.ndarray) -> dict[str, tuple]:
+    """The rows as string ids (``"q123"``) and string language codes, in each input kind:
+    Python lists, numpy unicode arrays and pyarrow string arrays."""
     import pyarrow as pa
 
     names = np.array(["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", "ja"])
     ids_s = [f"q{x}" for x in ids.tolist()]
     langs_s = names[langs % len(names)].tolist()
-    ids_u, langs_u = np.array(ids_s), np.array(langs_s)
-    ids_a, langs_a = pa.array(ids_s), pa.array(langs_s)
+    return {
+        "lists": (ids_s, langs_s),
+        "numpy": (np.array(ids_s), np.array(langs_s)),
+        "pyarrow": (pa.array(ids_s), pa.array(langs_s)),
+    }
+
+
+def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
+    """Pool construction from string ids and string languages, Rust against a dict loop."""
+    inputs = string_inputs(ids, langs)
+    ids_s, langs_s = inputs["lists"]
 
     def dict_loop():
         by: dict = {}
@@ -58,10 +80,10 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
     print()
     print(f"string ids ({len(ids_s):,} rows, best of {repeats}): Python dict loop {t_py:.2f} s")
     print(f"{'Rust from':36s} {'s':>9s} {'speed-up':>9s}  {'bytes/row':>9s}")
-    for what, g, lg in (
-        ("Python lists of str", ids_s, langs_s),
-        ("numpy unicode arrays", ids_u, langs_u),
-        ("pyarrow string arrays", ids_a, langs_a),
+    for what, (g, lg) in (
+        ("Python lists of str", inputs["lists"]),
+        ("numpy unicode arrays", inputs["numpy"]),
+        ("pyarrow string arrays", inputs["pyarrow"]),
     ):
         pool, t = best(lambda g=g, lg=lg: PairPool.from_arrays(g, lg), repeats)
         print(
@@ -78,14 +100,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--only_strings", action="store_true", help="the string-id part only")
     args = ap.parse_args()
-    rng = np.random.default_rng(0)
     n_l = args.languages
-    ids = np.repeat(rng.permutation(args.groups).astype(np.int64) * 7 + 3, n_l)
-    langs = np.tile(np.arange(n_l, dtype=np.int64), args.groups)
-    keep = rng.random(ids.size) > 0.1
-    ids, langs = ids[keep], langs[keep]
-    order = rng.permutation(ids.size)  # rows arrive in no particular order
-    ids, langs = ids[order], langs[order]
+    ids, langs = make_rows(args.groups, n_l)
     print(f"machine: {cpu_info()}, python {platform.python_version()}")
     print(f"pool: {ids.size:,} rows, {args.groups:,} groups x {n_l} languages, batch {args.batch}")
     if args.only_strings:
