@@ -14,7 +14,7 @@
 //! distinct strings, and each thread writes the codes of its chunk of rows.
 
 use crate::error::{CoreError, CoreResult};
-use crate::partition::Partitioner;
+use crate::partition::{Lines, Partitioner};
 use rayon::prelude::*;
 use std::cmp::Ordering;
 use std::collections::hash_map::Entry;
@@ -605,7 +605,7 @@ const INLINE: usize = 11;
 /// rows; longer keys as `(hash, row, end of its bytes)` with the bytes one after the other.
 #[derive(Default)]
 struct Part {
-    inline: Vec<u128>,
+    inline: Lines<u128, 4>,
     long: Vec<(u64, u32, usize)>,
     bytes: Vec<u8>,
 }
@@ -648,7 +648,7 @@ pub fn string_codes(
             let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
             let mut out: Vec<Part> = (0..nb).map(|_| Part::default()).collect();
             // write-combined (one store stream per bucket would miss the TLB on nearly every row)
-            let mut inline = Partitioner::new(nb, cap);
+            let mut inline = Partitioner::<u128, 4>::new(nb, cap);
             for row in rows {
                 if let Some(e) = keys.inline(row) {
                     let k = e >> 32;

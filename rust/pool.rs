@@ -6,7 +6,7 @@
 //! about 9 bytes per row.
 
 use crate::error::{CoreError, CoreResult};
-use crate::partition::Partitioner;
+use crate::partition::{Lines, Partitioner};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -114,13 +114,13 @@ impl PairPool {
         let shift = g_bits - p_bits;
         let np = 1usize << p_bits;
         let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 16);
-        let parts: Vec<Result<Vec<Vec<u64>>, usize>> = groups
+        let parts: Vec<Result<Vec<Lines<u64, 8>>, usize>> = groups
             .par_chunks(chunk)
             .zip(langs.par_chunks(chunk))
             .enumerate()
             .map(|(c, (gs, ls))| {
                 let cap = gs.len() / np + gs.len() / (4 * np) + 16;
-                let mut out = Partitioner::new(np, cap);
+                let mut out = Partitioner::<u64, 8>::new(np, cap);
                 for (j, (&g, &l)) in gs.iter().zip(ls).enumerate() {
                     if g as usize >= n_groups || l as usize >= n_langs {
                         return Err(c * chunk + j);

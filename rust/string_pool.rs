@@ -22,7 +22,7 @@
 
 use crate::codes::{string_codes, IdOrder, InlineTable, Keys};
 use crate::error::{CoreError, CoreResult};
-use crate::partition::Partitioner;
+use crate::partition::{Lines, Partitioner};
 use crate::pool::{join_starts, split_sizes, PairPool, MAX_LANGS};
 use rayon::prelude::*;
 
@@ -155,64 +155,114 @@ fn top(k: u128) -> u64 {
     (k >> 32) as u64
 }
 
-/// Reorders one group's rows by language without comparisons between them: the languages
-/// present form a 256-bit mask, each one's place is its rank among the set bits (one pass over
-/// the set bits), and the rows are copied there. Linear in the group's size, where an insertion
-/// sort mispredicts about once a row on rows in random order.
-struct GroupScratch {
-    rows: [u32; 256],
-    langs: [u8; 256],
-    place: [u16; 256],
+/// A chunk's entries by bucket (each bucket's in row order) and its languages, numbered in
+/// first-seen order, each with its first row.
+type Chunk = (Vec<Lines<u128, 4>>, Vec<(u128, u32)>);
+
+/// Pass 1 over the rows `rows`: each row's packed id, with the chunk's number of its language,
+/// appended to its bucket of `nb`; `None` where this path does not apply.
+#[inline(never)]
+fn partition_chunk(
+    groups: &Keys<'_>,
+    langs: &Keys<'_>,
+    rows: std::ops::Range<usize>,
+    buckets: &BucketTable,
+    nb: usize,
+) -> Option<Chunk> {
+    let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
+    let mut out = Partitioner::<u128, 4>::new(nb, cap);
+    let mut ltable = InlineTable::new(64);
+    let mut lkeys: Vec<(u128, u32)> = Vec::new(); // (language, its first row)
+    for row in rows {
+        let e = short(groups, row)?;
+        let lk = langs.inline(row)? >> 32;
+        if lk == 0 {
+            return None;
+        }
+        let (lid, new) = ltable.id(lk, lkeys.len() as u32);
+        if new {
+            if lkeys.len() == MAX_LANGS {
+                return None;
+            }
+            lkeys.push((lk, row as u32));
+        }
+        let b = buckets.of(top(id_of(e))).min(nb - 1);
+        out.push(b, e | (u128::from(lid) << LANG_SHIFT));
+    }
+    Some((out.finish(), lkeys))
 }
 
-impl GroupScratch {
-    fn new() -> Self {
-        GroupScratch {
-            rows: [0; 256],
-            langs: [0; 256],
-            place: [0; 256],
-        }
-    }
-
-    /// Orders the rows `r` of one group (languages `l`) by language; false if a language
-    /// repeats (then `r` and `l` are left as they were or partly reordered: the caller gives up).
+/// One bucket's entries (by chunk, each chunk's rows in order; `remap`: each chunk's language
+/// numbers to the pool's) placed into its own slice of the pool (`r`: rows, `l`: languages),
+/// giving its groups' first rows within the slice and then its size; `None` when a group has
+/// one language twice.
+///
+/// Ids are numbered in first-seen order with a hash table (the number replaces the id in the
+/// entry) while each number's languages gather in a mask of `64 W` bits (`W` = 1 for at most 64
+/// languages, else 4), which finds a repeated language at once. The few thousand distinct ids
+/// are sorted; a group's rows then start after the earlier groups' (its row count is its mask's
+/// population count), and a row's place within its group is the number of its group's
+/// languages below its own: one pass places every row in language order, with no per-group
+/// sort.
+#[inline(never)]
+fn place_bucket<const W: usize>(
+    mut ps: Vec<Lines<u128, 4>>,
+    remap: &[Vec<u8>],
+    r: &mut [u32],
+    l: &mut [u8],
+) -> Option<Vec<u32>> {
+    /// The mask word and bit of language `x`.
     #[inline(always)]
-    fn order(&mut self, r: &mut [u32], l: &mut [u8]) -> bool {
-        let m = l.len().min(r.len());
-        if m < 2 {
-            return true;
-        }
-        if m > 256 {
-            return false; // more rows than languages: one repeats
-        }
-        let mut mask = [0u64; 4];
-        let mut dup = 0u64;
-        for &x in &l[..m] {
-            let (w, b) = (usize::from(x >> 6), 1u64 << (x & 63));
-            dup |= mask[w] & b;
-            mask[w] |= b;
-        }
-        if dup != 0 {
-            return false;
-        }
-        let mut at = 0u16;
-        for (w, &word) in mask.iter().enumerate() {
-            let mut bits = word;
-            while bits != 0 {
-                self.place[w * 64 + bits.trailing_zeros() as usize] = at;
-                at += 1;
-                bits &= bits - 1;
-            }
-        }
-        self.rows[..m].copy_from_slice(&r[..m]);
-        self.langs[..m].copy_from_slice(&l[..m]);
-        for (&x, &row) in self.langs[..m].iter().zip(&self.rows[..m]) {
-            let k = usize::from(self.place[usize::from(x)]);
-            r[k] = row;
-            l[k] = x;
-        }
-        true
+    fn word_bit<const W: usize>(x: u8) -> (usize, u64) {
+        (usize::from(x >> 6) & (W - 1), 1u64 << (x & 63))
     }
+    let mut table = InlineTable::new(r.len() / 8);
+    let mut distinct: Vec<u128> = Vec::new();
+    let mut masks: Vec<[u64; W]> = Vec::new();
+    for (p, m) in ps.iter_mut().zip(remap) {
+        for e in p.iter_mut() {
+            let k = id_of(*e);
+            let (id, new) = table.id(k, distinct.len() as u32);
+            if new {
+                distinct.push((k << 32) | u128::from(id));
+                masks.push([0; W]);
+            }
+            let lang = *m.get(usize::from((*e >> LANG_SHIFT) as u8))?;
+            let (w, bit) = word_bit::<W>(lang);
+            let mask = &mut masks[id as usize];
+            if mask[w] & bit != 0 {
+                return None; // one group twice in one language
+            }
+            mask[w] |= bit;
+            *e = (u128::from(id) << 64) | (u128::from(lang) << LANG_SHIFT) | u128::from(*e as u32);
+        }
+    }
+    distinct.sort_unstable();
+    // each number's first slot, groups in rank order
+    let mut first = vec![0u32; distinct.len()];
+    let mut start = Vec::with_capacity(distinct.len() + 1);
+    let mut at = 0u32;
+    start.push(at);
+    for &p in &distinct {
+        let id = p as u32 as usize;
+        first[id] = at;
+        at += masks[id].iter().map(|x| x.count_ones()).sum::<u32>();
+        start.push(at);
+    }
+    for &e in ps.iter().flat_map(|p| p.iter()) {
+        let id = (e >> 64) as usize;
+        let lang = (e >> LANG_SHIFT) as u8;
+        let (w, bit) = word_bit::<W>(lang);
+        let mask = &masks[id];
+        let mut below = (mask[w] & (bit - 1)).count_ones();
+        for (j, x) in mask.iter().enumerate() {
+            below += if j < w { x.count_ones() } else { 0 };
+        }
+        let at = (first[id] + below) as usize;
+        r[at] = e as u32;
+        l[at] = lang;
+    }
+    Some(start)
 }
 
 /// The pool of rows `i` = (group `groups[i]`, language `langs[i]`), groups numbered in sorted
@@ -239,32 +289,16 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
     // 2. partition, each thread its chunk of rows in order; the languages numbered on the way
     // (first seen in the chunk: a table in L1), each entry carrying its chunk's number
     let chunk = n.div_ceil(rayon::current_num_threads().max(1)).max(1 << 15);
-    type Chunk = (Vec<Vec<u128>>, Vec<(u128, u32)>);
     let chunks: Vec<Chunk> = (0..n.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
-            let rows = c * chunk..((c + 1) * chunk).min(n);
-            let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
-            let mut out = Partitioner::new(nb, cap);
-            let mut ltable = InlineTable::new(64);
-            let mut lkeys: Vec<(u128, u32)> = Vec::new(); // (language, its first row)
-            for row in rows {
-                let e = short(groups, row)?;
-                let lk = langs.inline(row)? >> 32;
-                if lk == 0 {
-                    return None;
-                }
-                let (lid, new) = ltable.id(lk, lkeys.len() as u32);
-                if new {
-                    if lkeys.len() == MAX_LANGS {
-                        return None;
-                    }
-                    lkeys.push((lk, row as u32));
-                }
-                let b = buckets.of(top(id_of(e))).min(nb - 1);
-                out.push(b, e | (u128::from(lid) << LANG_SHIFT));
-            }
-            Some((out.finish(), lkeys))
+            partition_chunk(
+                groups,
+                langs,
+                c * chunk..((c + 1) * chunk).min(n),
+                &buckets,
+                nb,
+            )
         })
         .collect::<Option<_>>()?;
     // 3. the languages in sorted order (each with its first row), and each chunk's numbers
@@ -283,8 +317,8 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
         })
         .collect();
     // the entries by bucket, then chunk (rows in order): each bucket rewrites its own in place
-    let mut parts: Vec<Vec<Vec<u128>>> = chunks.into_iter().map(|c| c.0).collect();
-    let by_bucket: Vec<Vec<Vec<u128>>> = (0..nb)
+    let mut parts: Vec<Vec<Lines<u128, 4>>> = chunks.into_iter().map(|c| c.0).collect();
+    let by_bucket: Vec<Vec<Lines<u128, 4>>> = (0..nb)
         .map(|b| {
             parts
                 .iter_mut()
@@ -295,61 +329,20 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
     // 4. per bucket, into its own slice of the pool
     let sizes: Vec<usize> = by_bucket
         .iter()
-        .map(|ps| ps.iter().map(Vec::len).sum())
+        .map(|ps| ps.iter().map(|p| p.len()).sum())
         .collect();
     let mut rows = vec![0u32; n];
     let mut out_langs = vec![0u8; n];
     let slices = split_sizes(&mut rows, &mut out_langs, &sizes);
-    // the low bits of an entry: its language (chunk number) and row
-    const LOW: u128 = (1 << (LANG_SHIFT + 8)) - 1;
     let starts: Vec<Vec<u32>> = by_bucket
         .into_par_iter()
         .zip(slices)
-        .map(|(mut ps, (r, l))| {
-            // ids numbered in first-seen order (the number replaces the id in the entry), then
-            // ranked
-            let mut table = InlineTable::new(r.len() / 8);
-            let mut distinct: Vec<u128> = Vec::new();
-            for e in ps.iter_mut().flatten() {
-                let k = id_of(*e);
-                let (id, new) = table.id(k, distinct.len() as u32);
-                if new {
-                    distinct.push((k << 32) | u128::from(id));
-                }
-                *e = (u128::from(id) << 64) | (*e & LOW);
+        .map(|(ps, (r, l))| {
+            if lang_keys.len() <= 64 {
+                place_bucket::<1>(ps, &remap, r, l)
+            } else {
+                place_bucket::<4>(ps, &remap, r, l)
             }
-            distinct.sort_unstable();
-            // counting sort by group (rows of a group stay in row order): rows per number,
-            // placed in rank order
-            let mut count = vec![0u32; distinct.len()];
-            for e in ps.iter().flatten() {
-                count[(e >> 64) as usize] += 1;
-            }
-            let mut start = vec![0u32; distinct.len() + 1];
-            for (g, &p) in distinct.iter().enumerate() {
-                start[g + 1] = start[g] + count[p as u32 as usize];
-            }
-            // `count` becomes each number's next slot
-            for (g, &p) in distinct.iter().enumerate() {
-                count[p as u32 as usize] = start[g];
-            }
-            for (p, m) in ps.iter().zip(&remap) {
-                for &e in p {
-                    let at = &mut count[(e >> 64) as usize];
-                    r[*at as usize] = e as u32;
-                    l[*at as usize] = m[(e >> LANG_SHIFT) as u8 as usize];
-                    *at += 1;
-                }
-            }
-            // each group's rows by language; one group twice in one language: no pool here
-            let mut scratch = GroupScratch::new();
-            for w in start.windows(2) {
-                let (s, t) = (w[0] as usize, w[1] as usize);
-                if !scratch.order(&mut r[s..t], &mut l[s..t]) {
-                    return None;
-                }
-            }
-            Some(start)
         })
         .collect::<Option<_>>()?;
     let n_groups = starts.iter().map(|s| s.len() - 1).sum();
@@ -451,34 +444,6 @@ mod tests {
             ls.swap(i, j);
         }
         (ids, ls)
-    }
-
-    #[test]
-    fn group_order_sorts_by_language_and_refuses_repeats() {
-        let mut sc = GroupScratch::new();
-        let mut state = 7u64;
-        for m in [0usize, 1, 2, 3, 9, 63, 64, 65, 130, 255, 256] {
-            // m distinct languages spread over all four mask words, shuffled
-            let mut l: Vec<u8> = (0..=255u8).collect();
-            for i in (1..l.len()).rev() {
-                state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
-                l.swap(i, (state >> 33) as usize % (i + 1));
-            }
-            l.truncate(m);
-            let mut r: Vec<u32> = (0..m as u32).map(|i| 1000 + i).collect();
-            let mut want: Vec<(u8, u32)> = l.iter().copied().zip(r.iter().copied()).collect();
-            want.sort_unstable();
-            assert!(sc.order(&mut r, &mut l), "{m} rows");
-            let got: Vec<(u8, u32)> = l.iter().copied().zip(r.iter().copied()).collect();
-            assert_eq!(got, want, "{m} rows");
-            if m >= 2 {
-                l[m - 1] = l[0]; // a repeated language
-                assert!(!sc.order(&mut r, &mut l), "{m} rows with a repeat");
-            }
-        }
-        let mut r = vec![0u32; 257];
-        let mut l = vec![0u8; 257];
-        assert!(!sc.order(&mut r, &mut l));
     }
 
     #[test]
