@@ -169,27 +169,68 @@ fn partition_chunk(
     buckets: &BucketTable,
     nb: usize,
 ) -> Option<Chunk> {
-    let cap = rows.len() / nb + rows.len() / (4 * nb) + 16;
+    // room for 1.5 times a bucket's expected rows: the splitters come from a sample of 64 ids
+    // a bucket, and a rarely fuller bucket spills (then all are copied together once)
+    let cap = rows.len() / nb + rows.len() / (2 * nb) + 64;
     let mut out = Partitioner::<u128, 4>::new(nb, cap);
-    let mut ltable = InlineTable::new(64);
-    let mut lkeys: Vec<(u128, u32)> = Vec::new(); // (language, its first row)
+    let mut ltable = LangTable::new();
     for row in rows {
         let e = short(groups, row)?;
-        let lk = langs.inline(row)? >> 32;
-        if lk == 0 {
-            return None;
-        }
-        let (lid, new) = ltable.id(lk, lkeys.len() as u32);
-        if new {
-            if lkeys.len() == MAX_LANGS {
-                return None;
-            }
-            lkeys.push((lk, row as u32));
-        }
+        let lid = ltable.id(langs.inline(row)? >> 32, row)?;
         let b = buckets.of(top(id_of(e))).min(nb - 1);
         out.push(b, e | (u128::from(lid) << LANG_SHIFT));
     }
-    Some((out.finish(), lkeys))
+    Some((out.finish(), ltable.keys))
+}
+
+/// A chunk's languages numbered in first-seen order, each with its first row: codes of one or
+/// two bytes (`"en"`, `"zh"`: most language codes) through a direct table indexed by their
+/// bytes (the few entries in use stay in L1), others through a hash table.
+struct LangTable {
+    /// Per two-byte index: `length << 8 | number` of the code seen there, 0 if none.
+    direct: Vec<u16>,
+    table: InlineTable,
+    /// (packed code, first row), by number.
+    keys: Vec<(u128, u32)>,
+}
+
+impl LangTable {
+    fn new() -> Self {
+        LangTable {
+            direct: vec![0; 1 << 16],
+            table: InlineTable::new(64),
+            keys: Vec::new(),
+        }
+    }
+
+    /// The number of the packed code `lk` (`Keys::inline(row) >> 32`) first seen at or before
+    /// `row`; `None` for the empty code or one language too many.
+    #[inline(always)]
+    fn id(&mut self, lk: u128, row: usize) -> Option<u8> {
+        let len = (lk as u8) as u16;
+        // a code of at most 2 bytes is its top two bytes (the rest is zero) and its length
+        let at = ((lk >> 80) as u16) as usize;
+        if len <= 2 {
+            let e = self.direct[at];
+            if e >> 8 == len && len != 0 {
+                return Some(e as u8);
+            }
+        }
+        if lk == 0 {
+            return None;
+        }
+        let (lid, new) = self.table.id(lk, self.keys.len() as u32);
+        if new {
+            if self.keys.len() == MAX_LANGS {
+                return None;
+            }
+            self.keys.push((lk, row as u32));
+        }
+        if len <= 2 && self.direct[at] == 0 {
+            self.direct[at] = len << 8 | lid as u16;
+        }
+        Some(lid as u8)
+    }
 }
 
 /// One bucket's entries (by chunk, each chunk's rows in order; `remap`: each chunk's language
@@ -197,16 +238,16 @@ fn partition_chunk(
 /// giving its groups' first rows within the slice and then its size; `None` when a group has
 /// one language twice.
 ///
-/// Ids are numbered in first-seen order with a hash table (the number replaces the id in the
-/// entry) while each number's languages gather in a mask of `64 W` bits (`W` = 1 for at most 64
+/// Ids are numbered in first-seen order with a hash table (each entry's number kept aside)
+/// while each number's languages gather in a mask of `64 W` bits (`W` = 1 for at most 64
 /// languages, else 4), which finds a repeated language at once. The few thousand distinct ids
 /// are sorted; a group's rows then start after the earlier groups' (its row count is its mask's
 /// population count), and a row's place within its group is the number of its group's
 /// languages below its own: one pass places every row in language order, with no per-group
 /// sort.
-#[inline(never)]
+#[inline(always)]
 fn place_bucket<const W: usize>(
-    mut ps: Vec<Lines<u128, 4>>,
+    ps: Vec<Lines<u128, 4>>,
     remap: &[Vec<u8>],
     r: &mut [u32],
     l: &mut [u8],
@@ -219,22 +260,23 @@ fn place_bucket<const W: usize>(
     let mut table = InlineTable::new(r.len() / 8);
     let mut distinct: Vec<u128> = Vec::new();
     let mut masks: Vec<[u64; W]> = Vec::new();
-    for (p, m) in ps.iter_mut().zip(remap) {
-        for e in p.iter_mut() {
-            let k = id_of(*e);
+    let mut ids: Vec<u32> = Vec::with_capacity(r.len());
+    for (p, m) in ps.iter().zip(remap) {
+        for &e in p {
+            let k = id_of(e);
             let (id, new) = table.id(k, distinct.len() as u32);
             if new {
                 distinct.push((k << 32) | u128::from(id));
                 masks.push([0; W]);
             }
-            let lang = *m.get(usize::from((*e >> LANG_SHIFT) as u8))?;
+            let lang = *m.get(usize::from((e >> LANG_SHIFT) as u8))?;
             let (w, bit) = word_bit::<W>(lang);
             let mask = &mut masks[id as usize];
             if mask[w] & bit != 0 {
                 return None; // one group twice in one language
             }
             mask[w] |= bit;
-            *e = (u128::from(id) << 64) | (u128::from(lang) << LANG_SHIFT) | u128::from(*e as u32);
+            ids.push(id);
         }
     }
     distinct.sort_unstable();
@@ -249,20 +291,50 @@ fn place_bucket<const W: usize>(
         at += masks[id].iter().map(|x| x.count_ones()).sum::<u32>();
         start.push(at);
     }
-    for &e in ps.iter().flat_map(|p| p.iter()) {
-        let id = (e >> 64) as usize;
-        let lang = (e >> LANG_SHIFT) as u8;
-        let (w, bit) = word_bit::<W>(lang);
-        let mask = &masks[id];
-        let mut below = (mask[w] & (bit - 1)).count_ones();
-        for (j, x) in mask.iter().enumerate() {
-            below += if j < w { x.count_ones() } else { 0 };
+    let mut ids = ids.iter();
+    for (p, m) in ps.iter().zip(remap) {
+        for (&e, &id) in p.iter().zip(ids.by_ref()) {
+            let id = id as usize;
+            let lang = *m.get(usize::from((e >> LANG_SHIFT) as u8))?;
+            let (w, bit) = word_bit::<W>(lang);
+            let mask = &masks[id];
+            let mut below = (mask[w] & (bit - 1)).count_ones();
+            for (j, x) in mask.iter().enumerate() {
+                below += if j < w { x.count_ones() } else { 0 };
+            }
+            let at = (first[id] + below) as usize;
+            r[at] = e as u32;
+            l[at] = lang;
         }
-        let at = (first[id] + below) as usize;
-        r[at] = e as u32;
-        l[at] = lang;
     }
     Some(start)
+}
+
+/// [`place_bucket`] built with the `popcnt` instruction where the CPU has it (the x86-64
+/// baseline counts bits with a dozen shifts and masks), else the portable build.
+#[inline(never)]
+fn place_bucket_fast<const W: usize>(
+    ps: Vec<Lines<u128, 4>>,
+    remap: &[Vec<u8>],
+    r: &mut [u32],
+    l: &mut [u8],
+) -> Option<Vec<u32>> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("popcnt") {
+        /// The same code with `popcnt`.
+        #[target_feature(enable = "popcnt")]
+        fn with_popcnt<const W: usize>(
+            ps: Vec<Lines<u128, 4>>,
+            remap: &[Vec<u8>],
+            r: &mut [u32],
+            l: &mut [u8],
+        ) -> Option<Vec<u32>> {
+            place_bucket::<W>(ps, remap, r, l)
+        }
+        // SAFETY: the CPU has `popcnt` (checked just above).
+        return unsafe { with_popcnt::<W>(ps, remap, r, l) };
+    }
+    place_bucket::<W>(ps, remap, r, l)
 }
 
 /// The pool of rows `i` = (group `groups[i]`, language `langs[i]`), groups numbered in sorted
@@ -339,9 +411,9 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
         .zip(slices)
         .map(|(ps, (r, l))| {
             if lang_keys.len() <= 64 {
-                place_bucket::<1>(ps, &remap, r, l)
+                place_bucket_fast::<1>(ps, &remap, r, l)
             } else {
-                place_bucket::<4>(ps, &remap, r, l)
+                place_bucket_fast::<4>(ps, &remap, r, l)
             }
         })
         .collect::<Option<_>>()?;
@@ -444,6 +516,38 @@ mod tests {
             ls.swap(i, j);
         }
         (ids, ls)
+    }
+
+    #[test]
+    fn languages_are_numbered_in_first_seen_order() {
+        // one- and two-byte codes (the direct table), longer ones, and codes equal but for a
+        // trailing NUL (same table index, other length)
+        let codes: Vec<String> = [
+            "en", "a", "a\0", "eng", "zh", "en", "a", "x-long-1", "a\0", "zh",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (data, offsets) = offsets_of(&codes);
+        let keys = Keys::Offsets {
+            data: &data,
+            offsets: Offsets::I64(&offsets),
+        };
+        let mut t = LangTable::new();
+        let got: Vec<Option<u8>> = (0..codes.len())
+            .map(|r| t.id(keys.inline(r).unwrap() >> 32, r))
+            .collect();
+        let want = [0, 1, 2, 3, 4, 0, 1, 5, 2, 4].map(Some);
+        assert_eq!(got, want);
+        let firsts: Vec<u32> = t.keys.iter().map(|k| k.1).collect();
+        assert_eq!(firsts, [0, 1, 2, 3, 4, 7]);
+        assert_eq!(t.id(0, 10), None); // the empty code
+                                       // at most MAX_LANGS languages
+        let mut t = LangTable::new();
+        for j in 0..MAX_LANGS as u128 {
+            assert_eq!(t.id((j + 1) << 80 | 2, 0), Some(j as u8));
+        }
+        assert_eq!(t.id(0xffff << 80 | 2, 0), None);
     }
 
     #[test]
