@@ -66,7 +66,11 @@ def string_inputs(ids: np.ndarray, langs: np.ndarray) -> dict[str, tuple]:
 
 
 def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
-    """Pool construction from string ids and string languages, Rust against a dict loop."""
+    """Pool construction from string ids and string languages, Rust against a dict loop.
+
+    The contenders take turns (the dict loop, then Rust from each input kind, ``repeats``
+    rounds) and each keeps its best round, so that a slow spell of a shared machine falls on
+    all of them alike rather than on whichever ran in it."""
     inputs = string_inputs(ids, langs)
     ids_s, langs_s = inputs["lists"]
 
@@ -76,16 +80,33 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
             by.setdefault(g, {})[lang] = i
         return by
 
-    _, t_py = best(dict_loop, repeats)
-    print()
-    print(f"string ids ({len(ids_s):,} rows, best of {repeats}): Python dict loop {t_py:.2f} s")
-    print(f"{'Rust from':36s} {'s':>9s} {'speed-up':>9s}  {'bytes/row':>9s}")
-    for what, (g, lg) in (
+    kinds = (
         ("Python lists of str", inputs["lists"]),
         ("numpy unicode arrays", inputs["numpy"]),
         ("pyarrow string arrays", inputs["pyarrow"]),
-    ):
-        pool, t = best(lambda g=g, lg=lg: PairPool.from_arrays(g, lg), repeats)
+    )
+    t_py, t_rust, pools = float("inf"), [float("inf")] * len(kinds), [None] * len(kinds)
+    rounds = []
+    for _ in range(repeats):
+        _, t = timed(dict_loop)
+        t_py = min(t_py, t)
+        row = [t]
+        for k, (_, (g, lg)) in enumerate(kinds):
+            pools[k], t = timed(lambda g=g, lg=lg: PairPool.from_arrays(g, lg))
+            t_rust[k] = min(t_rust[k], t)
+            row.append(t)
+        rounds.append(row)
+    print()
+    print(
+        f"string ids ({len(ids_s):,} rows, {repeats} rounds taking turns, best of each): "
+        f"Python dict loop {t_py:.2f} s"
+    )
+    print(
+        "rounds (dict loop, lists, numpy, pyarrow s): "
+        + "; ".join(", ".join(f"{t:.3f}" for t in row) for row in rounds)
+    )
+    print(f"{'Rust from':36s} {'s':>9s} {'speed-up':>9s}  {'bytes/row':>9s}")
+    for (what, _), t, pool in zip(kinds, t_rust, pools, strict=True):
         print(
             f"{what:36s} {t:9.3f} {t_py / t:8.1f}x  {pool.nbytes / pool.n_rows:9.1f}"
             "  (targets >= 50x, <= 16 bytes/row)"
