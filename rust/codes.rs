@@ -86,6 +86,19 @@ impl Offsets<'_> {
     }
 }
 
+/// Whether `o` never decreases: chunks of 64Ki entries (each with the next chunk's first) in
+/// parallel, each a branch-free fold.
+fn non_decreasing<T: PartialOrd + Copy + Sync>(o: &[T]) -> bool {
+    const CHUNK: usize = 1 << 16;
+    let n = o.len();
+    (0..n.saturating_sub(1).div_ceil(CHUNK))
+        .into_par_iter()
+        .all(|c| {
+            let part = &o[c * CHUNK..((c + 1) * CHUNK + 1).min(n)];
+            part.windows(2).fold(true, |ok, w| ok & (w[0] <= w[1]))
+        })
+}
+
 impl<'a> Keys<'a> {
     /// Checks the layout: returns the number of rows.
     pub fn validate(&self, field: &'static str) -> CoreResult<usize> {
@@ -109,6 +122,15 @@ impl<'a> Keys<'a> {
                 if offsets.len() == 0 {
                     return Err(CoreError::shape(field, "offsets: needs n + 1 entries"));
                 }
+                let last = offsets.at(offsets.len() - 1);
+                let ordered = match offsets {
+                    Offsets::I32(o) => non_decreasing(o),
+                    Offsets::I64(o) => non_decreasing(o),
+                };
+                if ordered && offsets.at(0) >= 0 && last as u64 <= data.len() as u64 {
+                    return Ok(offsets.len() - 1);
+                }
+                // the first bad entry, for the message
                 let mut prev = 0i64;
                 for (i, o) in (0..offsets.len()).map(|i| (i, offsets.at(i))) {
                     if o < prev || o as u64 > data.len() as u64 || (i == 0 && o < 0) {
@@ -796,6 +818,41 @@ pub(crate) mod tests {
             codes: strs.iter().map(|s| code[*s]).collect(),
             first_rows: firsts.iter().map(|(_, r)| *r).collect(),
         }
+    }
+
+    #[test]
+    fn validate_finds_the_first_bad_offset() {
+        let data = vec![b'a'; 300_000];
+        let good: Vec<i64> = (0..=200_000).map(|i| i + i / 3).collect();
+        let check = |o: &[i64]| {
+            Keys::Offsets {
+                data: &data,
+                offsets: Offsets::I64(o),
+            }
+            .validate("ids")
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(check(&good), Ok(200_000));
+        let o32: Vec<i32> = good.iter().map(|&x| x as i32).collect();
+        let k32 = Keys::Offsets {
+            data: &data,
+            offsets: Offsets::I32(&o32),
+        };
+        assert_eq!(k32.validate("ids").ok(), Some(200_000));
+        // a step back at a chunk's first entry, inside a chunk, a negative start, past the data
+        for (at, v, want) in [
+            (65_536usize, 0i64, "entry 65536 (0)"),
+            (70_001, 5, "entry 70001 (5)"),
+            (0, -1, "entry 0 (-1)"),
+            (200_000, 300_001, "entry 200000 (300001)"),
+        ] {
+            let mut bad = good.clone();
+            bad[at] = v;
+            let err = check(&bad).unwrap_err();
+            assert!(err.contains(want) && err.contains("ids"), "{err}");
+        }
+        assert!(check(&[]).is_err());
+        assert_eq!(check(&[0]), Ok(0));
     }
 
     #[test]
