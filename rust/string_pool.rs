@@ -5,16 +5,16 @@
 //! six.
 //!
 //! 1. One partition pass, each thread its chunk of rows in order: each row's id, packed with
-//!    its row and its language's number in the chunk (a table in L1) into 16 bytes
+//!    its row and its language's number in the chunk ([`LangTable`], in L1) into 16 bytes
 //!    ([`Keys::inline`]), goes to the bucket of its *range* of ids (255 splitters drawn from a
 //!    sample, found mostly by a table lookup ([`BucketTable`]), else a branchless binary
-//!    search), so that every bucket holds a contiguous range of the sorted ids. Then the
-//!    languages are sorted (a handful).
-//! 2. Per bucket, in cache: its ids numbered with a hash table, the few thousand distinct ones
-//!    sorted, the rows counting-sorted by id into the bucket's own slice of the pool, each
-//!    group's rows ordered by language (through a mask of its languages, [`GroupScratch`]).
-//!    The sorted numbering of every id falls out: a bucket's ids follow the previous buckets'
-//!    ones.
+//!    search), so that every bucket holds a contiguous range of the sorted ids; entries leave
+//!    a cache line at a time ([`Partitioner`]). Then the languages are sorted (a handful).
+//! 2. Per bucket, in cache ([`place_bucket`]): its ids numbered with a hash table while each
+//!    one's languages gather in a mask, the few thousand distinct ids sorted, and every row
+//!    placed at once into the bucket's own slice of the pool: after the earlier groups' rows,
+//!    at the rank of its language among its group's. The sorted numbering of every id falls
+//!    out: a bucket's ids follow the previous buckets' ones.
 //!
 //! Anything else (a long or empty id or language, more than 255 languages, one group twice in
 //! one language, mismatched lengths) returns `None`: the general path handles it and names the
