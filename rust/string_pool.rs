@@ -551,6 +551,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sample_blind_to_most_ids_still_gives_the_pool() {
+        // the splitters' sample reads every 39th row: those rows share one id prefix, the rest
+        // another, so nearly every row lands in the last bucket (its region overflows and
+        // spills)
+        let n = 40_000usize;
+        let mut ids = Vec::with_capacity(n);
+        let mut ls = Vec::with_capacity(n);
+        for row in 0..n {
+            let prefix = if row % 39 == 0 { "a" } else { "z" };
+            ids.push(format!("{prefix}{}", row / 4));
+            ls.push(["de", "en", "zh", "ar"][row % 4].to_string());
+        }
+        with_keys(&ids, &ls, |g, l| {
+            let got = pool_from_strings(g, l);
+            assert!(got.is_some());
+            assert_eq!(got, Some(general(g, l)));
+        });
+    }
+
+    #[test]
     fn many_languages_equal_the_general_path() {
         // 200 language codes (all four words of the group's language mask), 300 groups
         let mut ids = Vec::new();
