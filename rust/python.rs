@@ -812,6 +812,41 @@ enum KeySrc<'py> {
     Owned(Vec<u8>, Vec<i64>),
 }
 
+/// The UTF-8 bytes of item `i` of `list` when it is a plain `str` (not a subclass), read in
+/// place with two calls and no reference counting (`PyList_GetItem` borrows,
+/// `PyUnicode_AsUTF8AndSize` gives CPython's own buffer); `None` for anything else, or text
+/// that does not encode (its error cleared: the caller's checked path reports it).
+#[inline]
+fn exact_str_utf8<'a>(list: &'a Bound<'_, PyList>, i: usize) -> Option<&'a [u8]> {
+    use pyo3::ffi;
+    let at = ffi::Py_ssize_t::try_from(i).ok()?;
+    // SAFETY: the GIL is held (`list` is bound); `PyList_GetItem` returns a borrowed reference
+    // (or null for an index out of range, with an error set, cleared below) that `list` keeps
+    // alive; the type is compared by address with `str` itself.
+    unsafe {
+        let item = ffi::PyList_GetItem(list.as_ptr(), at);
+        if item.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        if ffi::Py_TYPE(item) != std::ptr::addr_of_mut!(ffi::PyUnicode_Type) {
+            return None;
+        }
+        let mut size: ffi::Py_ssize_t = 0;
+        let p = ffi::PyUnicode_AsUTF8AndSize(item, &mut size);
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        // the buffer lives as long as the string, which the list holds; the caller copies it
+        // before any Python code can run
+        Some(std::slice::from_raw_parts(
+            p.cast::<u8>(),
+            usize::try_from(size).ok()?,
+        ))
+    }
+}
+
 impl<'py> KeySrc<'py> {
     fn offsets(
         data: PyReadonlyArray1<'py, u8>,
@@ -838,7 +873,11 @@ impl<'py> KeySrc<'py> {
         let mut data: Vec<u8> = Vec::new();
         let mut offsets: Vec<i64> = Vec::with_capacity(items.len().unwrap_or(0) + 1);
         offsets.push(0);
-        let mut push = |i: usize, item: &Bound<'py, PyAny>| -> PyResult<()> {
+        let push = |data: &mut Vec<u8>,
+                    offsets: &mut Vec<i64>,
+                    i: usize,
+                    item: &Bound<'py, PyAny>|
+         -> PyResult<()> {
             let s = item.cast::<PyString>().map_err(|_| {
                 let shown = item
                     .repr()
@@ -857,12 +896,18 @@ impl<'py> KeySrc<'py> {
             Ok(())
         };
         if let Ok(list) = items.cast::<PyList>() {
-            for (i, item) in list.iter().enumerate() {
-                push(i, &item)?;
+            for i in 0..list.len() {
+                if let Some(text) = exact_str_utf8(list, i) {
+                    data.extend_from_slice(text);
+                    offsets.push(data.len() as i64);
+                } else {
+                    // anything but a plain `str` (or text that does not encode): the checked way
+                    push(&mut data, &mut offsets, i, &list.get_item(i)?)?;
+                }
             }
         } else {
             for (i, item) in items.try_iter()?.enumerate() {
-                push(i, &item?)?;
+                push(&mut data, &mut offsets, i, &item?)?;
             }
         }
         Ok(KeySrc::Owned(data, offsets))

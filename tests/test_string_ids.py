@@ -131,3 +131,12 @@ def test_bad_rows_are_named():
             _core.PairPool.from_strings(spec, ("list", ["en"]))
     with pytest.raises(ValueError, match="group_ids: row 1 is not valid text"):
         PairPool.from_arrays(["a", "b\ud800"], ["en", "en"])  # a lone surrogate: no UTF-8
+
+    # a subclass of str and non-ASCII text read like plain ids (the fast read takes exact `str`
+    # only; the rest goes the checked way)
+
+    class Tagged(str):
+        pass
+
+    pool = PairPool.from_arrays(["a", Tagged("b"), "é", Tagged("é")], ["en", "en", "de", "en"])
+    assert pool.n_groups == 3 and pool.n_rows == 4
