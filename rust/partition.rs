@@ -108,16 +108,23 @@ impl<T: Copy + Default, const N: usize> Partitioner<T, N> {
         let f = usize::from(self.fill[p]);
         self.wc[p].0[f & (N - 1)] = e;
         if f + 1 == N {
-            let k = self.at[p];
-            if k < self.cap {
-                stream(self.buf[p * self.cap + k].as_mut_ptr(), &self.wc[p]);
-                self.at[p] = k + 1;
-            } else {
-                self.spill[p].push(self.wc[p]);
-            }
+            self.emit(p);
             self.fill[p] = 0;
         } else {
             self.fill[p] += 1;
+        }
+    }
+
+    /// Copies partition `p`'s line buffer out: to the next line of its region, or past a full
+    /// region to its spill vector.
+    #[inline(always)]
+    fn emit(&mut self, p: usize) {
+        let k = self.at[p];
+        if k < self.cap {
+            stream(self.buf[p * self.cap + k].as_mut_ptr(), &self.wc[p]);
+            self.at[p] = k + 1;
+        } else {
+            self.spill[p].push(self.wc[p]);
         }
     }
 
@@ -127,12 +134,7 @@ impl<T: Copy + Default, const N: usize> Partitioner<T, N> {
         // the part-filled lines, last in their partitions
         for p in 0..n {
             if self.fill[p] > 0 {
-                if self.at[p] < self.cap {
-                    self.buf[p * self.cap + self.at[p]].write(self.wc[p]);
-                    self.at[p] += 1;
-                } else {
-                    self.spill[p].push(self.wc[p]);
-                }
+                self.emit(p);
             }
         }
         fence();

@@ -388,7 +388,7 @@ pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPoo
                 .collect()
         })
         .collect();
-    // the entries by bucket, then chunk (rows in order): each bucket rewrites its own in place
+    // the entries by bucket, then chunk (rows in order)
     let mut parts: Vec<Vec<Lines<u128, 4>>> = chunks.into_iter().map(|c| c.0).collect();
     let by_bucket: Vec<Vec<Lines<u128, 4>>> = (0..nb)
         .map(|b| {
@@ -542,7 +542,8 @@ mod tests {
         let firsts: Vec<u32> = t.keys.iter().map(|k| k.1).collect();
         assert_eq!(firsts, [0, 1, 2, 3, 4, 7]);
         assert_eq!(t.id(0, 10), None); // the empty code
-                                       // at most MAX_LANGS languages
+
+        // at most MAX_LANGS languages
         let mut t = LangTable::new();
         for j in 0..MAX_LANGS as u128 {
             assert_eq!(t.id((j + 1) << 80 | 2, 0), Some(j as u8));
