@@ -783,6 +783,39 @@ pub fn string_codes(
     Ok(StringCodes { codes, first_rows })
 }
 
+/// Strings read in chunks of consecutive rows (each chunk: its bytes one after the other and
+/// the end of each row's within them) joined into the [`Keys::Offsets`] layout: one data
+/// buffer and `n + 1` offsets, the chunks copied in parallel.
+///
+/// # Errors
+/// [`CoreError::Memory`] when the buffers cannot be allocated.
+pub fn join_chunks(parts: &[(Vec<u8>, Vec<u64>)]) -> CoreResult<(Vec<u8>, Vec<i64>)> {
+    let rows: usize = parts.iter().map(|p| p.1.len()).sum();
+    let bytes: usize = parts.iter().map(|p| p.0.len()).sum();
+    let mut data = crate::error::try_vec("strings", &[bytes], 0u8)?;
+    // rows of existing vectors: `rows + 1` cannot overflow
+    let mut offsets = crate::error::try_vec("strings", &[rows + 1], 0i64)?;
+    // each chunk's destination: its range of the data, its rows' end offsets
+    let mut jobs = Vec::with_capacity(parts.len());
+    let (mut d, mut o) = (&mut data[..], &mut offsets[1..]);
+    debug_assert_eq!(o.len(), rows);
+    let mut base = 0u64;
+    for p in parts {
+        let (dh, dt) = std::mem::take(&mut d).split_at_mut(p.0.len());
+        let (oh, ot) = std::mem::take(&mut o).split_at_mut(p.1.len());
+        jobs.push((p, dh, oh, base));
+        base += p.0.len() as u64;
+        (d, o) = (dt, ot);
+    }
+    jobs.into_par_iter().for_each(|(p, dh, oh, base)| {
+        dh.copy_from_slice(&p.0);
+        for (dst, &end) in oh.iter_mut().zip(&p.1) {
+            *dst = (base + end) as i64;
+        }
+    });
+    Ok((data, offsets))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -796,6 +829,26 @@ pub(crate) mod tests {
             off.push(data.len() as i64);
         }
         (data, off)
+    }
+
+    #[test]
+    fn join_chunks_equals_one_buffer() {
+        let strs = ["q1", "", "de", "long string", "x", "é", "q22"];
+        for cut in [vec![], vec![0], vec![3], vec![1, 1, 5], vec![7]] {
+            let mut parts = Vec::new();
+            let mut at = 0;
+            for end in cut.iter().copied().chain([strs.len()]) {
+                let (d, o) = offsets_of(&strs[at..end]);
+                parts.push((d, o[1..].iter().map(|&x| x as u64).collect()));
+                at = end;
+            }
+            assert_eq!(
+                join_chunks(&parts).unwrap(),
+                offsets_of(&strs),
+                "cut at {cut:?}"
+            );
+        }
+        assert_eq!(join_chunks(&[]).unwrap(), (vec![], vec![0]));
     }
 
     fn reference(strs: &[&str], order: IdOrder) -> StringCodes {

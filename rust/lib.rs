@@ -24,6 +24,8 @@ pub mod string_pool;
 #[cfg(test)]
 mod proptests;
 #[cfg(feature = "python")]
+mod pystr;
+#[cfg(feature = "python")]
 mod python;
 
 pub use error::{CoreError, CoreResult};

@@ -11,6 +11,7 @@ use crate::error::CoreError;
 use crate::eval;
 
 use crate::pool::PairPool;
+use crate::pystr::Read;
 use crate::sampler::{AlphaSchedule, HybridSampler, SamplerConfig};
 use crate::string_pool::pool_from_string_keys;
 
@@ -810,6 +811,8 @@ enum KeySrc<'py> {
     Off32(PyReadonlyArray1<'py, u8>, PyReadonlyArray1<'py, i32>),
     Off64(PyReadonlyArray1<'py, u8>, PyReadonlyArray1<'py, i64>),
     Owned(Vec<u8>, Vec<i64>),
+    /// A list's short strings copied into cells of this width (bytes, zero-padded).
+    Cells(Vec<u8>, usize),
 }
 
 /// The UTF-8 bytes of item `i` of `list` when it is a plain `str` (not a subclass), read in
@@ -896,6 +899,15 @@ impl<'py> KeySrc<'py> {
             Ok(())
         };
         if let Ok(list) = items.cast::<PyList>() {
+            // plain ASCII `str` (ids, language codes): read by all cores, no call per row
+            match crate::pystr::read_ascii(list) {
+                Some(Read::Cells(data, width)) => return Ok(KeySrc::Cells(data, width)),
+                Some(Read::Chunks(parts)) => {
+                    let (data, offsets) = codes::join_chunks(&parts)?;
+                    return Ok(KeySrc::Owned(data, offsets));
+                }
+                None => {}
+            }
             for i in 0..list.len() {
                 if let Some(text) = exact_str_utf8(list, i) {
                     data.extend_from_slice(text);
@@ -971,6 +983,11 @@ impl<'py> KeySrc<'py> {
             KeySrc::Owned(data, o) => Keys::Offsets {
                 data,
                 offsets: Offsets::I64(o),
+            },
+            KeySrc::Cells(data, width) => Keys::Fixed {
+                data,
+                width: *width,
+                unit: 1,
             },
         })
     }

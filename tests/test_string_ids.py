@@ -140,3 +140,47 @@ def test_bad_rows_are_named():
 
     pool = PairPool.from_arrays(["a", Tagged("b"), "é", Tagged("é")], ["en", "en", "de", "en"])
     assert pool.n_groups == 3 and pool.n_rows == 4
+
+
+def _python_codes(strs: list[str], order: str) -> tuple[list[int], list[int]]:
+    """Dense codes the plain-Python way: first rows by a dict, numbered in code-point order or
+    in first-seen order."""
+    first: dict[str, int] = {}
+    for i, s in enumerate(strs):
+        first.setdefault(s, i)
+    uniq = sorted(first) if order == "sorted" else list(first)
+    code = {s: k for k, s in enumerate(uniq)}
+    return [code[s] for s in strs], [first[s] for s in uniq]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.text(st.characters(max_codepoint=127), min_size=1, max_size=24), min_size=1,
+             max_size=400),
+    st.sampled_from(["sorted", "first_seen"]),
+)  # fmt: skip
+def test_list_of_ascii_str_read_in_parallel_equals_python(strs, order):
+    """Lists of plain ASCII ``str`` are read straight from the objects by all cores (cells of up
+    to 16 bytes, else one buffer with offsets): the codes equal a dict's, NUL bytes included
+    (a trailing NUL is not padding here), whatever the lengths."""
+    codes, first = _core.string_codes("ids", ("list", strs), order)
+    assert (codes.tolist(), first.tolist()) == _python_codes(strs, order)
+
+
+def test_list_reader_widens_or_falls_back_past_its_sample():
+    """The cell width comes from a sample of 64 rows: a longer string, a trailing NUL or a
+    non-ASCII string at a row the sample skips still gives exact codes (wider cells, offsets,
+    or the checked path), and so does a pool built from such lists."""
+    base = [f"q{i % 700}" for i in range(5000)]
+    for odd in ("q123456789012", "x" * 17, "q1\x00", "q1\x00\x00", "qé", "日本"):
+        strs = list(base)
+        strs[1] = odd  # not sampled: rows 0, 78, 156, ...
+        strs[4000] = odd
+        for order in ("sorted", "first_seen"):
+            codes, first = _core.string_codes("ids", ("list", strs), order)
+            assert (codes.tolist(), first.tolist()) == _python_codes(strs, order), repr(odd)
+    ids = [f"g{i // 3}" for i in range(3000)]
+    langs = ["en", "de", "zh"] * 1000
+    ids[1], ids[2] = "g0" + "x" * 20, "g0\x00"  # numpy would strip the NUL: codes by dict
+    want = PairPool.from_arrays(np.array(_python_codes(ids, "sorted")[0]), langs)
+    _same(PairPool.from_arrays(ids, langs), want)

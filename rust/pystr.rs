@@ -1,0 +1,264 @@
+//! Part of the PyO3 layer: a Python list of plain ASCII `str` read into the core's
+//! [`Keys::Offsets`](crate::codes::Keys) layout by all cores at once, with no Python call per
+//! row.
+//!
+//! The limited API reads a string's UTF-8 bytes with one call per item under the GIL (about
+//! 15 ns a row, on one core). A compact ASCII `str` keeps its characters right after its
+//! header, its length in the header: this module reads both directly, in parallel, while the
+//! calling thread holds the GIL, so no Python code runs and no object can change or go away
+//! (the worker threads call nothing in Python and touch no reference count).
+//!
+//! The header's layout is not part of the stable ABI, so it is not assumed: it is probed once
+//! per process on strings made for the purpose (`"ab"` and `"é"`), through the API itself
+//! (`PyUnicode_AsUTF8AndSize` gives where the characters are; the length field must read 2;
+//! the kind bits must tell the ASCII string from the other one), and a list's item array is
+//! checked against `PyList_GetItem` at both ends. Where a probe fails (another interpreter, a
+//! debug build), and for any list holding something else than a plain compact ASCII `str`
+//! (a subclass, non-ASCII text, any other object), the reader says no and the caller takes
+//! the checked path, one API call per item, with its error messages.
+
+use std::sync::OnceLock;
+
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyString};
+use rayon::prelude::*;
+
+/// Byte offset of `ob_type` in an object.
+const OB_TYPE: usize = 8;
+/// Byte offset of `ob_size` in a list, and of `length` in a `str`.
+const SIZE: usize = 16;
+/// Byte offset of a list's item array (`ob_item`).
+const LIST_ITEMS: usize = 24;
+/// Byte offset of a `str`'s `state` bit field.
+const STATE: usize = 32;
+/// `state` bits of a compact string, and of an ASCII one.
+const COMPACT: u32 = 1 << 5;
+const ASCII: u32 = 1 << 6;
+/// Rows per parallel chunk.
+const CHUNK: usize = 1 << 16;
+
+/// Where a compact ASCII `str`'s characters start (bytes from the object), probed once; `None`
+/// when the probe does not confirm the layout this module reads.
+fn header(py: Python<'_>) -> Option<usize> {
+    static HEADER: OnceLock<Option<usize>> = OnceLock::new();
+    *HEADER.get_or_init(|| probe(py))
+}
+
+/// Reads `T` at `offset` bytes into the object at `obj`.
+///
+/// # Safety
+/// The object must be at least `offset + size_of::<T>()` bytes long and not change meanwhile.
+#[inline(always)]
+unsafe fn field<T: Copy>(obj: usize, offset: usize) -> T {
+    // SAFETY: the caller's contract.
+    unsafe { std::ptr::read_unaligned((obj + offset) as *const T) }
+}
+
+/// The layout check: see the module's documentation.
+fn probe(py: Python<'_>) -> Option<usize> {
+    if cfg!(not(all(
+        target_pointer_width = "64",
+        target_endian = "little"
+    ))) {
+        return None; // the offsets and bit positions above are those of 64-bit little-endian
+    }
+    let ascii = PyString::new(py, "ab");
+    let wide = PyString::new(py, "é");
+    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as usize;
+    let (a, w) = (ascii.as_ptr() as usize, wide.as_ptr() as usize);
+    // SAFETY: the GIL is held and both strings are alive; every `str` object is at least 40
+    // bytes (object header, length, hash, state), the fields read here.
+    unsafe {
+        let mut size: ffi::Py_ssize_t = 0;
+        let p = ffi::PyUnicode_AsUTF8AndSize(ascii.as_ptr(), &mut size);
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        let head = (p as usize).checked_sub(a)?;
+        let a_state: u32 = field(a, STATE);
+        let w_state: u32 = field(w, STATE);
+        let ok = (head == 40 || head == 48)
+            && size == 2
+            && field::<usize>(a, OB_TYPE) == str_type
+            && field::<usize>(w, OB_TYPE) == str_type
+            && field::<isize>(a, SIZE) == 2
+            && field::<isize>(w, SIZE) == 1
+            && a_state & (COMPACT | ASCII) == COMPACT | ASCII
+            && w_state & (COMPACT | ASCII) == COMPACT;
+        ok.then_some(head)
+    }
+}
+
+/// Copies `len <= 16` bytes from `src` to `dst` with two overlapping loads and stores of 8 or
+/// 4 bytes, or single bytes (no call per row; nothing read or written outside the `len`
+/// bytes).
+///
+/// # Safety
+/// `src` must be valid for reads and `dst` for writes of `len` bytes, `len <= 16`.
+#[inline(always)]
+unsafe fn copy_short(dst: *mut u8, src: *const u8, len: usize) {
+    use std::ptr::{read_unaligned as get, write_unaligned as put};
+    // SAFETY: every access below lies within the first `len` bytes of `src` and `dst`.
+    unsafe {
+        if len >= 8 {
+            put(dst.cast::<u64>(), get(src.cast::<u64>()));
+            put(
+                dst.add(len - 8).cast::<u64>(),
+                get(src.add(len - 8).cast::<u64>()),
+            );
+        } else if len >= 4 {
+            put(dst.cast::<u32>(), get(src.cast::<u32>()));
+            put(
+                dst.add(len - 4).cast::<u32>(),
+                get(src.add(len - 4).cast::<u32>()),
+            );
+        } else if len > 0 {
+            *dst = *src;
+            *dst.add(len / 2) = *src.add(len / 2);
+            *dst.add(len - 1) = *src.add(len - 1);
+        }
+    }
+}
+
+/// Why an item could not be read the fast way.
+enum Miss {
+    /// Not a plain compact ASCII `str`: the caller's checked path takes the whole list.
+    Other,
+    /// Longer than the cells, or ending in a NUL byte (which cells treat as padding).
+    Cell,
+}
+
+/// The characters of a plain compact ASCII `str` at `obj`: where they start and how many.
+///
+/// # Safety
+/// `obj` must be a live object that nothing changes meanwhile; `str_type` the address of
+/// `str`'s type object, `head` the probed header size.
+#[inline(always)]
+unsafe fn ascii_at(obj: usize, str_type: usize, head: usize) -> Result<(*const u8, usize), Miss> {
+    // SAFETY: the type pointer is in every object's header; for an exact `str`, its length and
+    // state lie within the 40 bytes every `str` has, and a compact ASCII one keeps its `len`
+    // characters from the probed header on.
+    unsafe {
+        if field::<usize>(obj, OB_TYPE) != str_type {
+            return Err(Miss::Other);
+        }
+        let state: u32 = field(obj, STATE);
+        if state & (COMPACT | ASCII) != COMPACT | ASCII {
+            return Err(Miss::Other);
+        }
+        let len = usize::try_from(field::<isize>(obj, SIZE)).map_err(|_| Miss::Other)?;
+        Ok(((obj + head) as *const u8, len))
+    }
+}
+
+/// A list's strings in the core's layouts.
+pub(crate) enum Read {
+    /// Cells of `width` bytes, each string's bytes then zeros (as a numpy `S` array): for
+    /// strings of at most 16 bytes, the common case of ids and language codes; no offsets.
+    Cells(Vec<u8>, usize),
+    /// Per chunk of rows: their bytes one after the other, and each row's end within them (to
+    /// be joined with [`crate::codes::join_chunks`]).
+    Chunks(Vec<(Vec<u8>, Vec<u64>)>),
+}
+
+/// The list's strings read by all cores ([`Read::Cells`] when they are short, else
+/// [`Read::Chunks`]); `None` when the layout is not confirmed or an item is not a plain
+/// compact ASCII `str`.
+pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
+    let head = header(list.py())?;
+    let n = list.len();
+    let lp = list.as_ptr() as usize;
+    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as usize;
+    // SAFETY: the GIL is held and `list` is a list (its size and item pointer are the first
+    // fields after the object header); the pointer read is checked against the API below
+    // before any item is read through it.
+    let items: usize = unsafe {
+        if field::<isize>(lp, SIZE) != isize::try_from(n).ok()? {
+            return None;
+        }
+        field(lp, LIST_ITEMS)
+    };
+    if n == 0 {
+        return Some(Read::Chunks(Vec::new()));
+    }
+    for i in [0, n - 1] {
+        let at = ffi::Py_ssize_t::try_from(i).ok()?;
+        // SAFETY: `i < n`, the GIL is held; the item array holds `n` pointers (checked against
+        // the API for its first and last).
+        let (api, direct) = unsafe {
+            (
+                ffi::PyList_GetItem(list.as_ptr(), at) as usize,
+                field::<usize>(items, 8 * i),
+            )
+        };
+        if api == 0 || api != direct {
+            return None;
+        }
+    }
+    // SAFETY: `items` points to the list's `n` item pointers; the list cannot change while the
+    // GIL is held by this thread, which waits for the workers below.
+    let items: &[usize] = unsafe { std::slice::from_raw_parts(items as *const usize, n) };
+    // the cell width from a sample of rows (a longer string found later: wider cells, once)
+    let mut longest = 0;
+    for j in 0..n.min(64) {
+        // SAFETY: an item of the list (see above).
+        match unsafe { ascii_at(items[j * n / n.min(64)], str_type, head) } {
+            Ok((_, len)) => longest = longest.max(len),
+            Err(_) => return None,
+        }
+    }
+    let mut width = longest.max(1).next_power_of_two();
+    while width <= 16 {
+        match cells(items, width, str_type, head) {
+            Ok(data) => return Some(Read::Cells(data, width)),
+            Err(Miss::Other) => return None,
+            Err(Miss::Cell) => width = if width < 16 { 16 } else { 32 },
+        }
+    }
+    chunks(items, str_type, head).map(Read::Chunks)
+}
+
+/// Pass of [`Read::Cells`] of `width <= 16` bytes.
+fn cells(items: &[usize], width: usize, str_type: usize, head: usize) -> Result<Vec<u8>, Miss> {
+    // zeroed by the allocator (fresh pages are already zero): only the strings are written
+    let mut data = vec![0u8; items.len() * width];
+    data.par_chunks_mut(CHUNK * width)
+        .zip(items.par_chunks(CHUNK))
+        .try_for_each(|(out, objs)| {
+            for (cell, &obj) in out.chunks_exact_mut(width).zip(objs) {
+                // SAFETY: a live item of the list (see `read_ascii`); `len <= width <= 16`
+                // bytes are read from it and written to its cell.
+                unsafe {
+                    let (src, len) = ascii_at(obj, str_type, head)?;
+                    if len > width || (len > 0 && *src.add(len - 1) == 0) {
+                        return Err(Miss::Cell);
+                    }
+                    copy_short(cell.as_mut_ptr(), src, len);
+                }
+            }
+            Ok(())
+        })?;
+    Ok(data)
+}
+
+/// Pass of [`Read::Chunks`].
+fn chunks(items: &[usize], str_type: usize, head: usize) -> Option<Vec<(Vec<u8>, Vec<u64>)>> {
+    items
+        .par_chunks(CHUNK)
+        .map(|objs| {
+            let mut data: Vec<u8> = Vec::with_capacity(objs.len() * 24);
+            let mut ends = Vec::with_capacity(objs.len());
+            for &obj in objs {
+                // SAFETY: a live item of the list (see `read_ascii`), readable for `len` bytes.
+                unsafe {
+                    let (src, len) = ascii_at(obj, str_type, head).ok()?;
+                    data.extend_from_slice(std::slice::from_raw_parts(src, len));
+                }
+                ends.push(data.len() as u64);
+            }
+            Some((data, ends))
+        })
+        .collect()
+}
