@@ -1,7 +1,8 @@
 //! hybridrs core: exact multilingual retrieval evaluation and hybrid batch sampling.
 //!
 //! The modules here are plain Rust and know nothing of Python; `python` (behind the `python`
-//! feature, which maturin turns on) only converts arguments and delegates.
+//! feature, which maturin turns on) only converts arguments and delegates, with `pystr`, its
+//! reader of lists of `str` into the core's string layouts.
 //!
 //! Integer arithmetic (reviewed with `cargo clippy -- -W clippy::arithmetic_side_effects`):
 //! every size that input decides goes through checked or saturating arithmetic and fallible
