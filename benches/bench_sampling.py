@@ -4,8 +4,9 @@ size 128, the Rust core against the plain-Python reference; then the rate at whi
 feeds pairs to a training loop, and the pool's bytes per row.
 
 With string ids and string language codes (what JSON data gives: ``"q123"``, ``"de"``), the
-pool is built from a Python list, a numpy unicode array and a pyarrow string array, against a
-lean Python dict loop (``by.setdefault(g, {})[lang] = i``), best of 3 each, side by side.
+pool is built from a Python list, a numpy unicode array, a numpy object array and a pyarrow
+string array, against a lean Python dict loop (``by.setdefault(g, {})[lang] = i``), taking
+turns, best of each.
 
 Run: ``python benches/bench_sampling.py [--groups N] [--repeats 3]``.
 """
@@ -52,7 +53,7 @@ def make_rows(groups: int, languages: int, seed: int = 0) -> tuple[np.ndarray, n
 
 def string_inputs(ids: np.ndarray, langs: np.ndarray) -> dict[str, tuple]:
     """The rows as string ids (``"q123"``) and string language codes, in each input kind:
-    Python lists, numpy unicode arrays and pyarrow string arrays."""
+    Python lists, numpy unicode and object arrays and pyarrow string arrays."""
     import pyarrow as pa
 
     names = np.array(["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh", "ja"])
@@ -61,6 +62,7 @@ def string_inputs(ids: np.ndarray, langs: np.ndarray) -> dict[str, tuple]:
     return {
         "lists": (ids_s, langs_s),
         "numpy": (np.array(ids_s), np.array(langs_s)),
+        "objects": (np.array(ids_s, dtype=object), np.array(langs_s, dtype=object)),
         "pyarrow": (pa.array(ids_s), pa.array(langs_s)),
     }
 
@@ -83,6 +85,7 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
     kinds = (
         ("Python lists of str", inputs["lists"]),
         ("numpy unicode arrays", inputs["numpy"]),
+        ("numpy object arrays of str", inputs["objects"]),
         ("pyarrow string arrays", inputs["pyarrow"]),
     )
     t_py, t_rust, pools = float("inf"), [float("inf")] * len(kinds), [None] * len(kinds)
@@ -102,7 +105,7 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
         f"Python dict loop {t_py:.2f} s"
     )
     print(
-        "rounds (dict loop, lists, numpy, pyarrow s): "
+        "rounds (dict loop, lists, numpy, objects, pyarrow s): "
         + "; ".join(", ".join(f"{t:.3f}" for t in row) for row in rounds)
     )
     print(f"{'Rust from':36s} {'s':>9s} {'speed-up':>9s}  {'bytes/row':>9s}")

@@ -151,7 +151,7 @@ enum Miss {
 /// The characters of a plain compact ASCII `str` at `obj`: where they start and how many.
 ///
 /// # Safety
-/// `obj` must be a live object that nothing changes meanwhile; `str_type` the address of
+/// `obj` must be null or a live object that nothing changes meanwhile; `str_type` the address of
 /// `str`'s type object, `head` the probed header size.
 #[inline(always)]
 unsafe fn ascii_at(obj: usize, str_type: usize, head: usize) -> Result<(*const u8, usize), Miss> {
@@ -159,7 +159,7 @@ unsafe fn ascii_at(obj: usize, str_type: usize, head: usize) -> Result<(*const u
     // state lie within the 40 bytes every `str` has, and a compact ASCII one keeps its `len`
     // characters from the probed header on.
     unsafe {
-        if field::<usize>(obj, OB_TYPE) != str_type {
+        if obj == 0 || field::<usize>(obj, OB_TYPE) != str_type {
             return Err(Miss::Other);
         }
         let state: u32 = field(obj, STATE);
@@ -188,7 +188,6 @@ pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
     let head = header(list.py())?;
     let n = list.len();
     let lp = list.as_ptr() as usize;
-    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as usize;
     // SAFETY: the GIL is held and `list` is a list (its size and item pointer are the first
     // fields after the object header); the pointer read is checked against the API below
     // before any item is read through it.
@@ -218,10 +217,38 @@ pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
     // SAFETY: `items` points to the list's `n` item pointers; the list cannot change while the
     // GIL is held by this thread, which waits for the workers below.
     let items: &[usize] = unsafe { std::slice::from_raw_parts(items as *const usize, n) };
+    // SAFETY: the list holds its items; the GIL is held (see above).
+    unsafe { read_items(items, head) }
+}
+
+/// The strings of a numpy object array's item pointers (`items`, C order) read like a list's
+/// ([`read_ascii`]); `None` where that says no.
+pub(crate) fn read_object_array(py: Python<'_>, items: &[Py<PyAny>]) -> Option<Read> {
+    let head = header(py)?;
+    // SAFETY: `Py<PyAny>` is one non-null object pointer (`repr(transparent)`); the array
+    // holds its items and cannot change while this thread holds the GIL (`py`) and waits for
+    // the workers.
+    unsafe {
+        let ptrs = std::slice::from_raw_parts(items.as_ptr().cast::<usize>(), items.len());
+        read_items(ptrs, head)
+    }
+}
+
+/// [`read_ascii`]'s work on the item pointers `items`.
+///
+/// # Safety
+/// Every pointer must be a live object that nothing changes meanwhile (its container alive,
+/// the GIL held by the calling thread for the whole call); `head` from [`header`].
+unsafe fn read_items(items: &[usize], head: usize) -> Option<Read> {
+    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as usize;
+    let n = items.len();
+    if n == 0 {
+        return Some(Read::Chunks(Vec::new()));
+    }
     // the cell width from a sample of rows (a longer string found later: wider cells, once)
     let mut longest = 0;
     for j in 0..n.min(64) {
-        // SAFETY: an item of the list (see above).
+        // SAFETY: a live item (the caller's contract).
         match unsafe { ascii_at(items[j * n / n.min(64)], str_type, head) } {
             Ok((_, len)) => longest = longest.max(len),
             Err(_) => return None,

@@ -609,7 +609,8 @@ impl PyPairPool {
     }
 
     /// The pool of string group ids and string languages, each a layout spec (`("fixed",
-    /// data, width, unit)`, `("offsets", data, offsets)` or `("list", items)`), with the first
+    /// data, width, unit)`, `("offsets", data, offsets)`, `("list", items)` or `("objects",
+    /// array)`), with the first
     /// row of each language, groups and languages numbered in sorted order (each input read
     /// once, whatever the length of its strings).
     #[staticmethod]
@@ -900,13 +901,8 @@ impl<'py> KeySrc<'py> {
         };
         if let Ok(list) = items.cast::<PyList>() {
             // plain ASCII `str` (ids, language codes): read by all cores, no call per row
-            match crate::pystr::read_ascii(list) {
-                Some(Read::Cells(data, width)) => return Ok(KeySrc::Cells(data, width)),
-                Some(Read::Chunks(parts)) => {
-                    let (data, offsets) = codes::join_chunks(&parts)?;
-                    return Ok(KeySrc::Owned(data, offsets));
-                }
-                None => {}
+            if let Some(read) = crate::pystr::read_ascii(list) {
+                return KeySrc::owned(read);
             }
             for i in 0..list.len() {
                 if let Some(text) = exact_str_utf8(list, i) {
@@ -925,8 +921,32 @@ impl<'py> KeySrc<'py> {
         Ok(KeySrc::Owned(data, offsets))
     }
 
-    /// From a spec tuple: `("fixed", data, width, unit)`, `("offsets", data, offsets)` or
-    /// `("list", items)`.
+    /// What [`crate::pystr`] read, owned.
+    fn owned(read: Read) -> PyResult<Self> {
+        Ok(match read {
+            Read::Cells(data, width) => KeySrc::Cells(data, width),
+            Read::Chunks(parts) => {
+                let (data, offsets) = codes::join_chunks(&parts)?;
+                KeySrc::Owned(data, offsets)
+            }
+        })
+    }
+
+    /// A 1-d numpy object array of `str`: its item pointers read in place like a list's (no
+    /// list made), else its `tolist()` the checked way.
+    fn objects(arr: &Bound<'py, PyAny>, f: &'static str) -> PyResult<Self> {
+        if let Ok(a) = arr.extract::<PyReadonlyArray1<'py, Py<PyAny>>>() {
+            if let Ok(items) = a.as_slice() {
+                if let Some(read) = crate::pystr::read_object_array(arr.py(), items) {
+                    return KeySrc::owned(read);
+                }
+            }
+        }
+        KeySrc::list(&arr.call_method0("tolist")?, f)
+    }
+
+    /// From a spec tuple: `("fixed", data, width, unit)`, `("offsets", data, offsets)`,
+    /// `("list", items)` or `("objects", array)`.
     fn from_spec(spec: &Bound<'py, PyAny>, f: &'static str) -> PyResult<Self> {
         let bad = || {
             let head = spec
@@ -936,7 +956,7 @@ impl<'py> KeySrc<'py> {
                 .unwrap_or_else(|_| "?".into());
             PyValueError::new_err(format!(
                 "{f}: a string layout is (\"fixed\", data, width, unit), (\"offsets\", data, \
-                 offsets) or (\"list\", items); got {} items starting with {head}",
+                 offsets), (\"list\", items) or (\"objects\", array); got {} items starting with {head}",
                 spec.len().unwrap_or(0)
             ))
         };
@@ -947,7 +967,7 @@ impl<'py> KeySrc<'py> {
         let items = match kind.as_str() {
             "fixed" => 4,
             "offsets" => 3,
-            "list" => 2,
+            "list" | "objects" => 2,
             _ => 0,
         };
         if spec.len().ok() != Some(items) {
@@ -961,6 +981,7 @@ impl<'py> KeySrc<'py> {
             )),
             "offsets" => KeySrc::offsets(spec.get_item(1)?.extract()?, &spec.get_item(2)?, f),
             "list" => KeySrc::list(&spec.get_item(1)?, f),
+            "objects" => KeySrc::objects(&spec.get_item(1)?, f),
             _ => Err(bad()),
         }
     }
@@ -1002,7 +1023,8 @@ impl<'py> KeySrc<'py> {
 /// Dense codes of strings given as a layout spec: `("fixed", data, width, unit)` (a numpy
 /// `<U` array, unit 4, or `S` array, unit 1, viewed as bytes), `("offsets", data, offsets)`
 /// (UTF-8 data and `n + 1` int32 or int64 offsets: pyarrow's layout, read as it is) or
-/// `("list", items)` (a sequence of `str`). Returns (uint32 codes, first row of each code).
+/// `("list", items)` (a sequence of `str`) or `("objects", array)` (a 1-d numpy object array of
+/// `str`). Returns (uint32 codes, first row of each code).
 #[pyfunction]
 #[pyo3(signature = (field, spec, order))]
 fn string_codes<'py>(

@@ -160,11 +160,17 @@ def _python_codes(strs: list[str], order: str) -> tuple[list[int], list[int]]:
     st.sampled_from(["sorted", "first_seen"]),
 )  # fmt: skip
 def test_list_of_ascii_str_read_in_parallel_equals_python(strs, order):
-    """Lists of plain ASCII ``str`` are read straight from the objects by all cores (cells of up
-    to 16 bytes, else one buffer with offsets): the codes equal a dict's, NUL bytes included
-    (a trailing NUL is not padding here), whatever the lengths."""
+    """Lists (and numpy object arrays) of plain ASCII ``str`` are read straight from the
+    objects by all cores (cells of up to 16 bytes, else one buffer with offsets): the codes
+    equal a dict's, NUL bytes included (a trailing NUL is not padding here), whatever the
+    lengths."""
+    want = _python_codes(strs, order)
     codes, first = _core.string_codes("ids", ("list", strs), order)
-    assert (codes.tolist(), first.tolist()) == _python_codes(strs, order)
+    assert (codes.tolist(), first.tolist()) == want
+    arr = np.empty(len(strs), dtype=object)  # np.array would make a 2-d array of equal tuples
+    arr[:] = strs
+    codes, first = _core.string_codes("ids", ("objects", arr), order)
+    assert (codes.tolist(), first.tolist()) == want
 
 
 def test_list_reader_widens_or_falls_back_past_its_sample():
@@ -176,9 +182,16 @@ def test_list_reader_widens_or_falls_back_past_its_sample():
         strs = list(base)
         strs[1] = odd  # not sampled: rows 0, 78, 156, ...
         strs[4000] = odd
+        objs = np.array(strs, dtype=object)
         for order in ("sorted", "first_seen"):
-            codes, first = _core.string_codes("ids", ("list", strs), order)
-            assert (codes.tolist(), first.tolist()) == _python_codes(strs, order), repr(odd)
+            want = _python_codes(strs, order)
+            for spec in (("list", strs), ("objects", objs)):
+                codes, first = _core.string_codes("ids", spec, order)
+                assert (codes.tolist(), first.tolist()) == want, (repr(odd), spec[0])
+    # an object array read in place when C-contiguous, else through its tolist()
+    strided = np.array([f"q{i}" for i in range(200)], dtype=object)[::2]
+    codes, first = _core.string_codes("ids", ("objects", strided), "first_seen")
+    assert (codes.tolist(), first.tolist()) == _python_codes(list(strided), "first_seen")
     ids = [f"g{i // 3}" for i in range(3000)]
     langs = ["en", "de", "zh"] * 1000
     ids[1], ids[2] = "g0" + "x" * 20, "g0\x00"  # numpy would strip the NUL: codes by dict

@@ -28,11 +28,13 @@ __version__: str
 
 #: How strings are handed to Rust: ``("fixed", data, width, unit)`` (numpy ``<U``: unit 4,
 #: ``S``: unit 1, viewed as bytes), ``("offsets", data, offsets)`` (UTF-8 data and ``n + 1``
-#: int32 / int64 offsets: pyarrow's layout, read as it is) or ``("list", items)``.
+#: int32 / int64 offsets: pyarrow's layout, read as it is), ``("list", items)`` or
+#: ``("objects", array)`` (a 1-d numpy object array of ``str``).
 _KeySpec: TypeAlias = (
     tuple[str, npt.NDArray[np.uint8], int, int]
     | tuple[str, npt.NDArray[np.uint8], npt.NDArray[np.int32] | npt.NDArray[np.int64]]
     | tuple[str, Sequence[str]]
+    | tuple[str, npt.NDArray[np.object_]]
 )
 
 def query_metrics(

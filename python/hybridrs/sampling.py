@@ -115,7 +115,7 @@ def _key_spec(values: Any, field: str) -> tuple[Any, ...] | None:
             unit = 4 if kind == "U" else 1
             return ("fixed", arr.view(np.uint8).reshape(-1), arr.dtype.itemsize, unit)
         if kind == "O" and isinstance(values[0], str):
-            return ("list", values.tolist())
+            return ("objects", np.ascontiguousarray(values))  # item pointers read in place
     return None
 
 
