@@ -21,7 +21,7 @@ use std::sync::OnceLock;
 
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyString};
+use pyo3::types::{PyList, PyString, PyTuple};
 use rayon::prelude::*;
 
 /// Byte offset of `ob_type` in an object.
@@ -219,6 +219,47 @@ pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
     let items: &[usize] = unsafe { std::slice::from_raw_parts(items as *const usize, n) };
     // SAFETY: the list holds its items; the GIL is held (see above).
     unsafe { read_items(items, head) }
+}
+
+/// The strings of a tuple of `str` read like a list's ([`read_ascii`]): its item pointers
+/// lie inside the tuple object, after its size (Python 3.10-3.13) or after its size and a
+/// cached hash (3.14), checked against `PyTuple_GetItem` at both ends; `None` where that says
+/// no or for other versions.
+pub(crate) fn read_ascii_tuple(tuple: &Bound<'_, PyTuple>) -> Option<Read> {
+    let py = tuple.py();
+    let head = header(py)?;
+    let v = py.version_info();
+    let items_at = match (v.major, v.minor) {
+        (3, 10..=13) => 24,
+        (3, 14) => 32,
+        _ => return None,
+    };
+    let n = tuple.len();
+    if n == 0 {
+        return Some(Read::Chunks(Vec::new()));
+    }
+    let tp = tuple.as_ptr() as usize;
+    for i in [0, n - 1] {
+        let at = ffi::Py_ssize_t::try_from(i).ok()?;
+        // SAFETY: `i < n` and the GIL is held; a tuple of `n` items is at least its header
+        // plus `n` pointers long, so the pointer read at `items_at + 8 i` stays inside it on
+        // the version it is read for (and is compared with the API's answer before use).
+        let (api, direct) = unsafe {
+            (
+                ffi::PyTuple_GetItem(tuple.as_ptr(), at) as usize,
+                field::<usize>(tp, items_at + 8 * i),
+            )
+        };
+        if api == 0 || api != direct {
+            return None;
+        }
+    }
+    // SAFETY: the tuple's `n` item pointers start at `items_at` (checked at both ends); a tuple
+    // never changes, and it and its items live while this thread holds the GIL.
+    unsafe {
+        let items = std::slice::from_raw_parts((tp + items_at) as *const usize, n);
+        read_items(items, head)
+    }
 }
 
 /// The strings of a numpy object array's item pointers (`items`, C order) read like a list's

@@ -4,7 +4,7 @@
 use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::codes::{self, IdOrder, Keys, Offsets};
 use crate::error::CoreError;
@@ -914,6 +914,11 @@ impl<'py> KeySrc<'py> {
                 }
             }
         } else {
+            if let Ok(tuple) = items.cast::<PyTuple>() {
+                if let Some(read) = crate::pystr::read_ascii_tuple(tuple) {
+                    return KeySrc::owned(read);
+                }
+            }
             for (i, item) in items.try_iter()?.enumerate() {
                 push(&mut data, &mut offsets, i, &item?)?;
             }

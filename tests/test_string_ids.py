@@ -114,6 +114,8 @@ def test_bad_rows_are_named():
         PairPool.from_arrays(["a", "", "b"], ["en", "en", "en"])
     with pytest.raises(TypeError, match="row 2 is 3; expected"):
         PairPool.from_arrays(["a", "b", 3], ["en", "en", "en"])
+    with pytest.raises(TypeError, match="row 1 is 3; expected"):
+        PairPool.from_arrays(("a", 3), ("en", "de"))  # a tuple: the checked way past the reader
     with pytest.raises(TypeError, match="row 1 is null"):
         PairPool.from_arrays(pa.array(["a", None]), ["en", "en"])
     with pytest.raises(TypeError, match="row 1"):
@@ -160,7 +162,7 @@ def _python_codes(strs: list[str], order: str) -> tuple[list[int], list[int]]:
     st.sampled_from(["sorted", "first_seen"]),
 )  # fmt: skip
 def test_list_of_ascii_str_read_in_parallel_equals_python(strs, order):
-    """Lists (and numpy object arrays) of plain ASCII ``str`` are read straight from the
+    """Lists (and tuples, numpy object arrays) of plain ASCII ``str`` are read straight from the
     objects by all cores (cells of up to 16 bytes, else one buffer with offsets): the codes
     equal a dict's, NUL bytes included (a trailing NUL is not padding here), whatever the
     lengths."""
@@ -170,6 +172,8 @@ def test_list_of_ascii_str_read_in_parallel_equals_python(strs, order):
     arr = np.empty(len(strs), dtype=object)  # np.array would make a 2-d array of equal tuples
     arr[:] = strs
     codes, first = _core.string_codes("ids", ("objects", arr), order)
+    assert (codes.tolist(), first.tolist()) == want
+    codes, first = _core.string_codes("ids", ("list", tuple(strs)), order)
     assert (codes.tolist(), first.tolist()) == want
 
 
@@ -185,7 +189,7 @@ def test_list_reader_widens_or_falls_back_past_its_sample():
         objs = np.array(strs, dtype=object)
         for order in ("sorted", "first_seen"):
             want = _python_codes(strs, order)
-            for spec in (("list", strs), ("objects", objs)):
+            for spec in (("list", strs), ("objects", objs), ("list", tuple(strs))):
                 codes, first = _core.string_codes("ids", spec, order)
                 assert (codes.tolist(), first.tolist()) == want, (repr(odd), spec[0])
     # an object array read in place when C-contiguous, else through its tolist()
