@@ -189,36 +189,18 @@ pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
     let n = list.len();
     let lp = list.as_ptr() as usize;
     // SAFETY: the GIL is held and `list` is a list (its size and item pointer are the first
-    // fields after the object header); the pointer read is checked against the API below
-    // before any item is read through it.
-    let items: usize = unsafe {
+    // fields after the object header); the pointer read is checked against the API before any
+    // item is read through it, and the list's item array holds `n` pointers; the list cannot
+    // change, and holds its items, while this thread holds the GIL and waits for the workers.
+    unsafe {
         if field::<isize>(lp, SIZE) != isize::try_from(n).ok()? {
             return None;
         }
-        field(lp, LIST_ITEMS)
-    };
-    if n == 0 {
-        return Some(Read::Chunks(Vec::new()));
+        let items = checked_items(field(lp, LIST_ITEMS), n, |at| {
+            ffi::PyList_GetItem(list.as_ptr(), at)
+        })?;
+        read_items(items, head)
     }
-    for i in [0, n - 1] {
-        let at = ffi::Py_ssize_t::try_from(i).ok()?;
-        // SAFETY: `i < n`, the GIL is held; the item array holds `n` pointers (checked against
-        // the API for its first and last).
-        let (api, direct) = unsafe {
-            (
-                ffi::PyList_GetItem(list.as_ptr(), at) as usize,
-                field::<usize>(items, 8 * i),
-            )
-        };
-        if api == 0 || api != direct {
-            return None;
-        }
-    }
-    // SAFETY: `items` points to the list's `n` item pointers; the list cannot change while the
-    // GIL is held by this thread, which waits for the workers below.
-    let items: &[usize] = unsafe { std::slice::from_raw_parts(items as *const usize, n) };
-    // SAFETY: the list holds its items; the GIL is held (see above).
-    unsafe { read_items(items, head) }
 }
 
 /// The strings of a tuple of `str` read like a list's ([`read_ascii`]): its item pointers
@@ -234,32 +216,41 @@ pub(crate) fn read_ascii_tuple(tuple: &Bound<'_, PyTuple>) -> Option<Read> {
         (3, 14) => 32,
         _ => return None,
     };
-    let n = tuple.len();
-    if n == 0 {
-        return Some(Read::Chunks(Vec::new()));
-    }
     let tp = tuple.as_ptr() as usize;
+    // SAFETY: the GIL is held; a tuple of `n` items is at least its header plus `n` pointers
+    // long, so its item array at `items_at` (on the version it is read for; checked against
+    // the API at both ends) holds `n` pointers; a tuple never changes, and it and its items
+    // live while this thread holds the GIL.
+    unsafe {
+        let items = checked_items(tp + items_at, tuple.len(), |at| {
+            ffi::PyTuple_GetItem(tuple.as_ptr(), at)
+        })?;
+        read_items(items, head)
+    }
+}
+
+/// The `n` item pointers at `array` when they agree with the API's items (`get`) at both ends.
+///
+/// # Safety
+/// `array` must be readable for `n` pointers (any address when `n` is 0), and stay unchanged
+/// while the slice is used; `get` must be safe to call for indexes below `n`.
+unsafe fn checked_items<'a>(
+    array: usize,
+    n: usize,
+    get: impl Fn(ffi::Py_ssize_t) -> *mut ffi::PyObject,
+) -> Option<&'a [usize]> {
+    if n == 0 {
+        return Some(&[]);
+    }
     for i in [0, n - 1] {
-        let at = ffi::Py_ssize_t::try_from(i).ok()?;
-        // SAFETY: `i < n` and the GIL is held; a tuple of `n` items is at least its header
-        // plus `n` pointers long, so the pointer read at `items_at + 8 i` stays inside it on
-        // the version it is read for (and is compared with the API's answer before use).
-        let (api, direct) = unsafe {
-            (
-                ffi::PyTuple_GetItem(tuple.as_ptr(), at) as usize,
-                field::<usize>(tp, items_at + 8 * i),
-            )
-        };
-        if api == 0 || api != direct {
+        let api = get(ffi::Py_ssize_t::try_from(i).ok()?) as usize;
+        // SAFETY: `i < n` (the caller's contract).
+        if api == 0 || api != unsafe { field::<usize>(array, 8 * i) } {
             return None;
         }
     }
-    // SAFETY: the tuple's `n` item pointers start at `items_at` (checked at both ends); a tuple
-    // never changes, and it and its items live while this thread holds the GIL.
-    unsafe {
-        let items = std::slice::from_raw_parts((tp + items_at) as *const usize, n);
-        read_items(items, head)
-    }
+    // SAFETY: the caller's contract.
+    Some(unsafe { std::slice::from_raw_parts(array as *const usize, n) })
 }
 
 /// The strings of a numpy object array's item pointers (`items`, C order) read like a list's

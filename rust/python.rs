@@ -610,9 +610,8 @@ impl PyPairPool {
 
     /// The pool of string group ids and string languages, each a layout spec (`("fixed",
     /// data, width, unit)`, `("offsets", data, offsets)`, `("list", items)` or `("objects",
-    /// array)`), with the first
-    /// row of each language, groups and languages numbered in sorted order (each input read
-    /// once, whatever the length of its strings).
+    /// array)`), with the first row of each language, groups and languages numbered in sorted
+    /// order (each input read once, whatever the length of its strings).
     #[staticmethod]
     fn from_strings<'py>(
         py: Python<'py>,
