@@ -332,7 +332,11 @@ def _strategies() -> dict[str, Any]:
         values = [pool[i] for i in rng.integers(0, len(pool), n)]
         case: dict[str, Any] = {
             "values": values,
-            "layout": draw(st.sampled_from(["list", "U", "S", "arrow", "large_arrow", "raw"])),
+            "layout": draw(
+                st.sampled_from(
+                    ["list", "tuple", "objects", "U", "S", "arrow", "large_arrow", "raw"]
+                )
+            ),
             "order": draw(st.sampled_from(["sorted", "first_seen", "random"])),
         }
         case["valid"] = case["order"] != "random"
@@ -363,7 +367,9 @@ def _strategies() -> dict[str, Any]:
         case = {
             "ids": [r[0] for r in rows],
             "langs": [r[1] for r in rows],
-            "layout": draw(st.sampled_from(["list", "U", "S", "arrow", "large_arrow"])),
+            "layout": draw(
+                st.sampled_from(["list", "tuple", "objects", "U", "S", "arrow", "large_arrow"])
+            ),
             "bad": draw(st.sampled_from(["none"] * 6 + ["kind", "item", "short"])),
         }
         case["valid"] = case["bad"] == "none"
@@ -629,7 +635,7 @@ def _check_strings(a: dict[str, Any]) -> str:
     values, layout, order = a["values"], a["layout"], a["order"]
     if layout in ("U", "S") and any(v.endswith("\x00") for v in values):
         layout = "list"  # numpy drops trailing NULs itself: not the strings given
-    if layout in ("list", "U", "S"):
+    if layout in ("list", "tuple", "objects", "U", "S"):
         got = _core.string_codes("ids", _spec(values, layout), order)
     else:
         typ = pa.large_string() if layout == "large_arrow" else pa.string()
@@ -657,6 +663,12 @@ def _spec(values: list[str], layout: str) -> tuple[Any, ...]:
 
     if layout == "list":
         return ("list", values)
+    if layout == "tuple":
+        return ("list", tuple(values))
+    if layout == "objects":
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = values
+        return ("objects", arr)
     if layout in ("U", "S"):
         unit = 1 if layout == "S" else 4
         arr = np.array([v.encode() for v in values] if unit == 1 else values, dtype=layout)
