@@ -133,12 +133,11 @@ pub(crate) fn count_slice<T: Score, const LEVEL: u8>(
     if thr.is_empty() {
         return T::all_finite(slice);
     }
+    if *compact && slice.len() >= 256 && mostly_survive(slice, t_min) {
+        *compact = false;
+    }
     if !*compact {
-        for (j, &t) in thr.iter().enumerate() {
-            let (a, b) = count_ge_gt(slice, t);
-            ge[j * n_langs + l] += a;
-            gt[j * n_langs + l] += b;
-        }
+        count_each(slice, l, n_langs, thr, ge, gt);
         return T::all_finite(slice);
     }
     if buf.len() < slice.len() + COMPACT_PAD {
@@ -159,8 +158,43 @@ pub(crate) fn count_slice<T: Score, const LEVEL: u8>(
     if 4 * n > 3 * slice.len() && slice.len() >= 256 {
         *compact = false;
     }
-    count_few(&buf[..n], thr, l, n_langs, ge, gt);
+    if n >= FEW {
+        count_each(&buf[..n], l, n_langs, thr, ge, gt);
+    } else {
+        count_few(&buf[..n], thr, l, n_langs, ge, gt);
+    }
     ok
+}
+
+/// Survivors from which [`count_each`] (one vectorised pass per threshold) beats
+/// [`count_few`] (all thresholds per score).
+const FEW: usize = 48;
+
+/// Adds the `ge`/`gt` counts of language `l` over `s` for each threshold in turn.
+#[inline(always)]
+fn count_each<T: Score>(
+    s: &[T],
+    l: usize,
+    n_langs: usize,
+    thr: &[T],
+    ge: &mut [u32],
+    gt: &mut [u32],
+) {
+    for (j, &t) in thr.iter().enumerate() {
+        let (a, b) = count_ge_gt(s, t);
+        ge[j * n_langs + l] += a;
+        gt[j * n_langs + l] += b;
+    }
+}
+
+/// Whether at least 80% of 64 scores spread over `slice` (at least 64 long) are not below
+/// `t_min`: then compaction would keep nearly everything, and the row is counted directly
+/// from its first slice on.
+#[inline(always)]
+fn mostly_survive<T: Score>(slice: &[T], t_min: T) -> bool {
+    let step = slice.len() / 64;
+    let hits = (0..64).filter(|&i| slice[i * step] >= t_min).count();
+    hits >= 52
 }
 
 /// The error for a row whose scores are not all finite: the first offending value, its
