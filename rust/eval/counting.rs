@@ -171,6 +171,11 @@ pub(crate) fn count_slice<T: Score, const LEVEL: u8>(
 const FEW: usize = 48;
 
 /// Adds the `ge`/`gt` counts of language `l` over `s` for each threshold in turn.
+///
+/// The first pass reads `s` from memory, the others from L1. Meanwhile the scores after `s`
+/// (in a score matrix: the row's next language slice) are fetched, a share of their cache
+/// lines before each threshold's pass, so the next slice's first pass finds them in cache
+/// instead of waiting on memory while the core sits idle between the streams.
 #[inline(always)]
 fn count_each<T: Score>(
     s: &[T],
@@ -180,11 +185,33 @@ fn count_each<T: Score>(
     ge: &mut [u32],
     gt: &mut [u32],
 ) {
+    let next = s.as_ptr_range().end.cast::<u8>();
+    let lines = std::mem::size_of_val(s) / 64;
+    let per = lines.div_ceil(thr.len().max(1));
     for (j, &t) in thr.iter().enumerate() {
+        prefetch_lines(next, j * per, ((j + 1) * per).min(lines));
         let (a, b) = count_ge_gt(s, t);
         ge[j * n_langs + l] += a;
         gt[j * n_langs + l] += b;
     }
+}
+
+/// Asks for the cache lines `a..b` from `p` on: a hint that reads nothing into the program
+/// and never faults, so an address past the data is harmless.
+#[inline(always)]
+fn prefetch_lines(p: *const u8, a: usize, b: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for i in a..b {
+        // SAFETY: a prefetch neither faults nor reads into the program; the address is only
+        // formed (wrapping), never dereferenced.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                p.wrapping_add(i * 64).cast(),
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (p, a, b);
 }
 
 /// Whether at least 80% of 64 scores spread over `slice` (at least 64 long) are not below
