@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, simd_level, Layout,
-    QueryMetrics, Relevance, Scratch, Spec, COMPACT_PAD, SIMD_AVX512,
+    QueryMetrics, Relevance, Score, Scratch, Spec, COMPACT_PAD, SIMD_AVX512,
 };
 use crate::error::{try_vec, CoreError, CoreResult};
 
@@ -113,6 +113,169 @@ struct RowState {
     sc: Scratch<f32>,
     /// Whether compaction still pays on this question (see [`count_slice`]).
     compact: bool,
+    /// The question's thresholds in a collision-free hash table, for [`count_dense_ties`].
+    ties: Option<TieTable>,
+}
+
+/// A question's distinct thresholds in 32 slots, each at `hash(x) = (bits(x + 0.0) * mul) >>
+/// 27` (`+ 0.0` turns -0.0 into +0.0: the two compare equal, so they share a slot); empty
+/// slots hold NaN, equal to nothing. A score equals some threshold exactly when it
+/// equals the one in its slot.
+struct TieTable {
+    slots: [f32; 32],
+    mul: u32,
+}
+
+impl TieTable {
+    /// The table of `thr`, with the first of a fixed list of odd multipliers under which
+    /// distinct thresholds take distinct slots; `None` for more than 16 distinct thresholds,
+    /// a NaN, or when every multiplier collides.
+    fn new(thr: &[f32]) -> Option<TieTable> {
+        let mut distinct: Vec<f32> = Vec::with_capacity(thr.len());
+        for &t in thr {
+            if t.is_nan() {
+                return None;
+            }
+            if !distinct.contains(&t) {
+                distinct.push(t);
+            }
+        }
+        if distinct.len() > 16 {
+            return None;
+        }
+        let mut mul = 0x9e37_79b1u32;
+        for _ in 0..64 {
+            let mut slots = [f32::NAN; 32];
+            let mut ok = true;
+            for &t in &distinct {
+                let h = Self::hash(t, mul);
+                if slots[h].is_nan() {
+                    slots[h] = t;
+                } else {
+                    ok = false;
+                    break;
+                }
+            }
+            if ok {
+                return Some(TieTable { slots, mul });
+            }
+            mul = mul.wrapping_mul(0x2c1b_3c6d).wrapping_add(0x297a_2d39) | 1;
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn hash(x: f32, mul: u32) -> usize {
+        ((x + 0.0).to_bits().wrapping_mul(mul) >> 27) as usize
+    }
+}
+
+/// Scores `>= t` of `s`: one comparison per 16 scores, the last few under a lane mask (no
+/// scalar tail: the strips' language slices are short and of any length).
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn count_ge(s: &[f32], t: f32) -> u32 {
+    use std::arch::x86_64::*;
+    // SAFETY: AVX-512F is available (the caller's promise); every load is inside `s` (the
+    // last one masked to the values left).
+    unsafe {
+        let tv = _mm512_set1_ps(t);
+        let one = _mm512_set1_epi32(1);
+        let mut acc = _mm512_setzero_si512();
+        let chunks = s.len() / 16;
+        for c in 0..chunks {
+            let x = _mm512_loadu_ps(s.as_ptr().add(c * 16));
+            let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, tv);
+            acc = _mm512_mask_add_epi32(acc, m, acc, one);
+        }
+        let rest = s.len() - chunks * 16;
+        if rest > 0 {
+            let lanes = ((1u32 << rest) - 1) as __mmask16;
+            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(chunks * 16));
+            let m = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(lanes, x, tv);
+            acc = _mm512_mask_add_epi32(acc, m, acc, one);
+        }
+        _mm512_reduce_add_epi32(acc) as u32
+    }
+}
+
+/// Adds the `ge`/`gt` counts of language `l` over `s` with one comparison per score and
+/// threshold instead of two: `x > t` is `x >= t` except where `x == t`, and those ties are
+/// found by one look-up per score in the question's [`TieTable`] (AVX-512: a multiply, a
+/// shift, a two-table permutation and an equality test per 16 scores); the rare lanes that
+/// hit are matched against the thresholds one by one. Returns whether `s` is all finite.
+///
+/// # Safety
+/// AVX-512F must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+unsafe fn count_dense_ties(
+    s: &[f32],
+    ties: &TieTable,
+    l: usize,
+    n_langs: usize,
+    thr: &[f32],
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    use std::arch::x86_64::*;
+    for (j, &t) in thr.iter().enumerate() {
+        // SAFETY: AVX-512F is available (this function's own promise).
+        let a = unsafe { count_ge(s, t) };
+        ge[j * n_langs + l] += a;
+        gt[j * n_langs + l] += a;
+    }
+    let mut untie = |x: f32| {
+        for (j, &t) in thr.iter().enumerate() {
+            if x == t {
+                gt[j * n_langs + l] -= 1;
+            }
+        }
+    };
+    // SAFETY: AVX-512F is available (the caller's promise); loads read `s` in bounds.
+    unsafe {
+        let lo = _mm512_loadu_ps(ties.slots.as_ptr());
+        let hi = _mm512_loadu_ps(ties.slots.as_ptr().add(16));
+        let mul = _mm512_set1_epi32(ties.mul as i32);
+        let zero = _mm512_setzero_ps();
+        let chunks = s.len() / 16;
+        for c in 0..chunks {
+            let x = _mm512_loadu_ps(s.as_ptr().add(c * 16));
+            let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
+                _mm512_castps_si512(_mm512_add_ps(x, zero)),
+                mul,
+            ));
+            let slot = _mm512_permutex2var_ps(lo, h, hi);
+            let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, slot);
+            if hit != 0 {
+                for lane in 0..16 {
+                    if hit & (1 << lane) != 0 {
+                        untie(s[c * 16 + lane]);
+                    }
+                }
+            }
+        }
+        let rest = s.len() - chunks * 16;
+        if rest > 0 {
+            let lanes = ((1u32 << rest) - 1) as __mmask16;
+            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(chunks * 16));
+            let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
+                _mm512_castps_si512(_mm512_add_ps(x, zero)),
+                mul,
+            ));
+            let slot = _mm512_permutex2var_ps(lo, h, hi);
+            let hit = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes, x, slot);
+            for lane in 0..rest {
+                if hit & (1 << lane) != 0 {
+                    untie(s[chunks * 16 + lane]);
+                }
+            }
+        }
+    }
+    f32::all_finite(s)
 }
 
 /// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
@@ -140,7 +303,19 @@ unsafe fn count_strip(
         let mut l = layout.lang_of(c0);
         while l < n_langs && offsets[l] < end {
             let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
-            if a < b {
+            if a < b && !st.compact && st.ties.is_some() {
+                if let Some(ties) = &st.ties {
+                    finite &= count_dense_ties(
+                        &srow[a - c0..b - c0],
+                        ties,
+                        l,
+                        n_langs,
+                        &st.sc.thr,
+                        &mut st.sc.ge,
+                        &mut st.sc.gt,
+                    );
+                }
+            } else if a < b {
                 finite &= count_slice::<f32, SIMD_AVX512>(
                     &srow[a - c0..b - c0],
                     l,
@@ -322,7 +497,12 @@ fn block_counts(
             let q = &qs[i * dim..(i + 1) * dim];
             // SAFETY: FMA is available (checked by `available()` before `run`).
             unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
-            RowState { sc, compact: true }
+            let ties = TieTable::new(&sc.thr);
+            RowState {
+                sc,
+                compact: true,
+                ties,
+            }
         })
         .collect();
 
@@ -480,6 +660,52 @@ mod tests {
         check(130, &[0, 700, 1500, 2100], 200, false, 3);
         check(127, &[0, 333, 1030, 1100, 2050], 400, true, 4);
         check(15, &[0, 0, 64, 64, 96], 33, true, 5);
+    }
+
+    #[test]
+    fn tie_table_counting_equals_the_definition() {
+        if !available() {
+            return;
+        }
+        // Scores from a small set (many exact ties), both zeros, slices across the 16-lane
+        // steps; thresholds drawn from the scores (repeats included) and from outside.
+        let pool = [
+            0.0f32, -0.0, 1.0, -1.0, 0.5, 0.25, 1e-30, -1e-30, 3.0, 0.125,
+        ];
+        for (case, n) in [0usize, 1, 15, 16, 17, 64, 100, 1000]
+            .into_iter()
+            .enumerate()
+        {
+            let s: Vec<f32> = lcg(case as u64 + 50, n)
+                .iter()
+                .map(|&x| pool[((x + 1.0) * 5.0) as usize % pool.len()])
+                .collect();
+            let mut thr: Vec<f32> = lcg(case as u64 + 90, 9)
+                .iter()
+                .map(|&x| pool[((x + 1.0) * 5.0) as usize % pool.len()])
+                .collect();
+            thr.extend([0.75f32, -0.0, 1.0]);
+            let ties = TieTable::new(&thr).expect("a table for 12 thresholds");
+            let (n_langs, l) = (3, 2);
+            let mut ge = vec![0u32; thr.len() * n_langs];
+            let mut gt = vec![0u32; thr.len() * n_langs];
+            // SAFETY: AVX-512 is available (checked above).
+            let ok = unsafe { count_dense_ties(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
+            assert!(ok);
+            for (j, &t) in thr.iter().enumerate() {
+                let want_ge = s.iter().filter(|&&x| x >= t).count() as u32;
+                let want_gt = s.iter().filter(|&&x| x > t).count() as u32;
+                assert_eq!(
+                    (ge[j * n_langs + l], gt[j * n_langs + l]),
+                    (want_ge, want_gt)
+                );
+                assert_eq!((ge[j * n_langs], gt[j * n_langs]), (0, 0));
+            }
+        }
+        // more than 16 distinct thresholds, or a NaN: no table (the plain counting runs)
+        let many: Vec<f32> = (0..17).map(|i| i as f32).collect();
+        assert!(TieTable::new(&many).is_none());
+        assert!(TieTable::new(&[1.0, f32::NAN]).is_none());
     }
 
     #[test]
