@@ -300,24 +300,28 @@ unsafe fn count_strip(
         let srow = &strip[i * CH..i * CH + (end - c0)];
         let t_min = lowest(&st.sc.thr);
         let mut finite = true;
-        let mut l = layout.lang_of(c0);
-        while l < n_langs && offsets[l] < end {
+        for l in layout.lang_of(c0)..n_langs {
+            if offsets[l] >= end {
+                break;
+            }
             let (a, b) = (offsets[l].max(c0), offsets[l + 1].min(end));
-            if a < b && !st.compact && st.ties.is_some() {
-                if let Some(ties) = &st.ties {
-                    finite &= count_dense_ties(
-                        &srow[a - c0..b - c0],
-                        ties,
-                        l,
-                        n_langs,
-                        &st.sc.thr,
-                        &mut st.sc.ge,
-                        &mut st.sc.gt,
-                    );
-                }
-            } else if a < b {
-                finite &= count_slice::<f32, SIMD_AVX512>(
-                    &srow[a - c0..b - c0],
+            if a >= b {
+                continue;
+            }
+            let slice = &srow[a - c0..b - c0];
+            finite &= match &st.ties {
+                // Dense rows (compaction switched off): one comparison per score and threshold.
+                Some(ties) if !st.compact => count_dense_ties(
+                    slice,
+                    ties,
+                    l,
+                    n_langs,
+                    &st.sc.thr,
+                    &mut st.sc.ge,
+                    &mut st.sc.gt,
+                ),
+                _ => count_slice::<f32, SIMD_AVX512>(
+                    slice,
                     l,
                     n_langs,
                     &st.sc.thr,
@@ -326,9 +330,8 @@ unsafe fn count_strip(
                     buf,
                     &mut st.sc.ge,
                     &mut st.sc.gt,
-                );
-            }
-            l += 1;
+                ),
+            };
         }
         if !finite {
             return Err(non_finite(srow, first_row + i, c0));
