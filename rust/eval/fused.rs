@@ -241,37 +241,24 @@ unsafe fn count_dense_ties(
         let hi = _mm512_loadu_ps(ties.slots.as_ptr().add(16));
         let mul = _mm512_set1_epi32(ties.mul as i32);
         let zero = _mm512_setzero_ps();
-        let chunks = s.len() / 16;
-        for c in 0..chunks {
-            let x = _mm512_loadu_ps(s.as_ptr().add(c * 16));
+        // 16 scores a step, the last step masked to the scores left
+        for at in (0..s.len()).step_by(16) {
+            let rest = s.len() - at;
+            let lanes = if rest >= 16 {
+                0xffff
+            } else {
+                ((1u32 << rest) - 1) as __mmask16
+            };
+            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(at));
             let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
                 _mm512_castps_si512(_mm512_add_ps(x, zero)),
                 mul,
             ));
             let slot = _mm512_permutex2var_ps(lo, h, hi);
-            let hit = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(x, slot);
-            if hit != 0 {
-                for lane in 0..16 {
-                    if hit & (1 << lane) != 0 {
-                        untie(s[c * 16 + lane]);
-                    }
-                }
-            }
-        }
-        let rest = s.len() - chunks * 16;
-        if rest > 0 {
-            let lanes = ((1u32 << rest) - 1) as __mmask16;
-            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(chunks * 16));
-            let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
-                _mm512_castps_si512(_mm512_add_ps(x, zero)),
-                mul,
-            ));
-            let slot = _mm512_permutex2var_ps(lo, h, hi);
-            let hit = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes, x, slot);
-            for lane in 0..rest {
-                if hit & (1 << lane) != 0 {
-                    untie(s[chunks * 16 + lane]);
-                }
+            let mut hit = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes, x, slot);
+            while hit != 0 {
+                untie(s[at + hit.trailing_zeros() as usize]);
+                hit &= hit - 1;
             }
         }
     }
