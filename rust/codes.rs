@@ -623,6 +623,38 @@ fn empty_row(field: &'static str, row: u32) -> CoreError {
 /// Longest key (bytes) packed inline with its row.
 const INLINE: usize = 11;
 
+/// A string's bytes packed with its row as [`Keys::inline`] packs them (bytes from the top,
+/// the length in byte 11, the row in the low 32 bits), built in registers from two
+/// overlapping loads; `None` when it is longer than [`INLINE`] bytes. For keys that live
+/// elsewhere than in a [`Keys`] layout (each string its own object).
+#[inline(always)]
+pub fn pack_short(s: &[u8], row: u32) -> Option<u128> {
+    let len = s.len();
+    let be8 = |b: &[u8]| -> u128 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[..8]);
+        u128::from(u64::from_be_bytes(w))
+    };
+    let be4 = |b: &[u8]| -> u128 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[..4]);
+        u128::from(u32::from_be_bytes(w))
+    };
+    // byte j of the key goes to bits 8 (15 - j) ..; the second load ends at the key's end
+    let v = match len {
+        0 => 0,
+        1..=3 => {
+            (u128::from(s[0]) << 120)
+                | (u128::from(s[len / 2]) << (8 * (15 - len / 2)))
+                | (u128::from(s[len - 1]) << (8 * (16 - len)))
+        }
+        4..=7 => (be4(s) << 96) | (be4(&s[len - 4..]) << (8 * (16 - len))),
+        8..=INLINE => (be8(s) << 64) | (be8(&s[len - 8..]) << (8 * (16 - len))),
+        _ => return None,
+    };
+    Some(v | ((len as u128) << 32) | u128::from(row))
+}
+
 /// One thread-chunk's rows of one bucket, in row order: short keys packed inline with their
 /// rows; longer keys as `(hash, row, end of its bytes)` with the bytes one after the other.
 #[derive(Default)]
@@ -829,6 +861,46 @@ pub(crate) mod tests {
             off.push(data.len() as i64);
         }
         (data, off)
+    }
+
+    #[test]
+    fn pack_short_packs_as_inline_does() {
+        // every length up to past INLINE, bytes including zero and 0xff, keys at the end of
+        // the data (the byte-wise packing) and followed by others (the 16-byte load)
+        let mut state = 7u64;
+        for trial in 0..2000usize {
+            let n = 1 + trial % 9;
+            let keys: Vec<Vec<u8>> = (0..n)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    let len = (state >> 59) as usize % 14;
+                    (0..len)
+                        .map(|j| match (state >> (j * 4)) % 5 {
+                            0 => 0,
+                            1 => 0xff,
+                            k => (k as u8) * 37,
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut data = Vec::new();
+            let mut off = vec![0i64];
+            for k in &keys {
+                data.extend_from_slice(k);
+                off.push(data.len() as i64);
+            }
+            let layout = Keys::Offsets {
+                data: &data,
+                offsets: Offsets::I64(&off),
+            };
+            for (row, k) in keys.iter().enumerate() {
+                assert_eq!(
+                    pack_short(k, row as u32),
+                    layout.inline(row),
+                    "{k:?} at row {row}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,10 +19,15 @@
 
 use std::sync::OnceLock;
 
+use numpy::PyReadonlyArray1;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyString, PyTuple};
 use rayon::prelude::*;
+
+use crate::codes::pack_short;
+use crate::pool::PairPool;
+use crate::string_pool::{pool_from_strings, PackedRows};
 
 /// Byte offset of `ob_type` in an object.
 const OB_TYPE: usize = 8;
@@ -186,31 +191,47 @@ pub(crate) enum Read {
 /// compact ASCII `str`.
 pub(crate) fn read_ascii(list: &Bound<'_, PyList>) -> Option<Read> {
     let head = header(list.py())?;
+    // SAFETY: the GIL is held (`list` is bound) by this thread until `read_items` returns, so
+    // the list and its items neither change nor go away meanwhile.
+    unsafe { read_items(list_items(list)?, head) }
+}
+
+/// The item pointers of `list`, read in place: `None` where the layout does not agree with the
+/// API.
+///
+/// # Safety
+/// The slice may be used only while the calling thread holds the GIL without a break (Python
+/// code that runs could change the list).
+unsafe fn list_items<'a>(list: &'a Bound<'_, PyList>) -> Option<&'a [usize]> {
     let n = list.len();
     let lp = list.as_ptr() as usize;
     // SAFETY: the GIL is held and `list` is a list (its size and item pointer are the first
     // fields after the object header); the pointer read is checked against the API before any
-    // item is read through it, and the list's item array holds `n` pointers; the list cannot
-    // change, and holds its items, while this thread holds the GIL and waits for the workers.
+    // item is read through it, and the list's item array holds `n` pointers.
     unsafe {
         if field::<isize>(lp, SIZE) != isize::try_from(n).ok()? {
             return None;
         }
-        let items = checked_items(field(lp, LIST_ITEMS), n, |at| {
+        checked_items(field(lp, LIST_ITEMS), n, |at| {
             ffi::PyList_GetItem(list.as_ptr(), at)
-        })?;
-        read_items(items, head)
+        })
     }
 }
 
-/// The strings of a tuple of `str` read like a list's ([`read_ascii`]): its item pointers
-/// lie inside the tuple object, after its size (Python 3.10-3.13) or after its size and a
-/// cached hash (3.14), checked against `PyTuple_GetItem` at both ends; `None` where that says
-/// no or for other versions.
+/// The strings of a tuple of `str` read like a list's ([`read_ascii`]); `None` where
+/// [`tuple_items`] says no.
 pub(crate) fn read_ascii_tuple(tuple: &Bound<'_, PyTuple>) -> Option<Read> {
-    let py = tuple.py();
-    let head = header(py)?;
-    let v = py.version_info();
+    let head = header(tuple.py())?;
+    // SAFETY: the GIL is held by this thread until `read_items` returns; a tuple never
+    // changes, and it and its items live meanwhile.
+    unsafe { read_items(tuple_items(tuple)?, head) }
+}
+
+/// The item pointers of `tuple`, read in place: they lie inside the tuple object, after its
+/// size (Python 3.10-3.13) or after its size and a cached hash (3.14), checked against
+/// `PyTuple_GetItem` at both ends; `None` where that says no or for other versions.
+fn tuple_items<'a>(tuple: &'a Bound<'_, PyTuple>) -> Option<&'a [usize]> {
+    let v = tuple.py().version_info();
     let items_at = match (v.major, v.minor) {
         (3, 10..=13) => 24,
         (3, 14) => 32,
@@ -219,13 +240,12 @@ pub(crate) fn read_ascii_tuple(tuple: &Bound<'_, PyTuple>) -> Option<Read> {
     let tp = tuple.as_ptr() as usize;
     // SAFETY: the GIL is held; a tuple of `n` items is at least its header plus `n` pointers
     // long, so its item array at `items_at` (on the version it is read for; checked against
-    // the API at both ends) holds `n` pointers; a tuple never changes, and it and its items
-    // live while this thread holds the GIL.
+    // the API at both ends) holds `n` pointers; a tuple never changes and holds its items as
+    // long as it lives (the borrow).
     unsafe {
-        let items = checked_items(tp + items_at, tuple.len(), |at| {
+        checked_items(tp + items_at, tuple.len(), |at| {
             ffi::PyTuple_GetItem(tuple.as_ptr(), at)
-        })?;
-        read_items(items, head)
+        })
     }
 }
 
@@ -340,4 +360,110 @@ fn chunks(items: &[usize], str_type: usize, head: usize) -> Option<Vec<(Vec<u8>,
             Some((data, ends))
         })
         .collect()
+}
+
+/// Rows of plain compact ASCII `str` objects read in place as the short-id pool path reads
+/// keys ([`PackedRows`]): a row that is anything else, or longer than 11 bytes, reads as
+/// `None` (the path declines).
+struct StrRows<'a> {
+    items: &'a [usize],
+    str_type: usize,
+    head: usize,
+}
+
+impl PackedRows for StrRows<'_> {
+    fn rows(&self) -> Option<usize> {
+        Some(self.items.len())
+    }
+
+    #[inline(always)]
+    fn packed(&self, row: usize) -> Option<u128> {
+        let obj = *self.items.get(row)?;
+        // SAFETY: a live item that nothing changes (see `pool_from_str_objects`); a compact
+        // ASCII `str` holds its `len` characters from the probed header on.
+        unsafe {
+            let (src, len) = ascii_at(obj, self.str_type, self.head).ok()?;
+            pack_short(std::slice::from_raw_parts(src, len), row as u32)
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch(&self, row: usize) {
+        prefetch(self.items, row);
+    }
+}
+
+/// A spec's container, and the borrow of its numpy object array when it is one.
+type SpecItems<'py> = (Bound<'py, PyAny>, Option<PyReadonlyArray1<'py, Py<PyAny>>>);
+
+/// The item pointers of a spec `("list", list or tuple)` or `("objects", 1-d object array)`
+/// read in place, with the array's borrow that keeps them; `None` for any other spec or
+/// container.
+fn spec_items<'py>(spec: &Bound<'py, PyAny>) -> Option<SpecItems<'py>> {
+    let spec = spec.cast::<PyTuple>().ok()?;
+    if spec.len() != 2 {
+        return None;
+    }
+    let kind = spec.get_item(0).ok()?;
+    let kind = kind.cast::<PyString>().ok()?.to_str().ok()?.to_owned();
+    let obj = spec.get_item(1).ok()?;
+    match kind.as_str() {
+        "list" => Some((obj, None)),
+        "objects" => {
+            let arr = obj.extract::<PyReadonlyArray1<'py, Py<PyAny>>>().ok()?;
+            Some((obj, Some(arr)))
+        }
+        _ => None,
+    }
+}
+
+/// The item pointers behind [`spec_items`]'s answer.
+///
+/// # Safety
+/// As [`list_items`]: to be used only while this thread holds the GIL without a break.
+unsafe fn items_of<'a>(
+    obj: &'a Bound<'_, PyAny>,
+    arr: &'a Option<PyReadonlyArray1<'_, Py<PyAny>>>,
+) -> Option<&'a [usize]> {
+    if let Some(arr) = arr {
+        let items = arr.as_slice().ok()?;
+        // SAFETY: `Py<PyAny>` is one non-null object pointer (`repr(transparent)`).
+        return Some(unsafe {
+            std::slice::from_raw_parts(items.as_ptr().cast::<usize>(), items.len())
+        });
+    }
+    if let Ok(list) = obj.cast::<PyList>() {
+        // SAFETY: the caller's contract.
+        return unsafe { list_items(list) };
+    }
+    tuple_items(obj.cast::<PyTuple>().ok()?)
+}
+
+/// The pool of string group ids and languages each given as a spec `("list", list or tuple
+/// of str)` or `("objects", numpy object array of str)`, built by the short-id path
+/// ([`pool_from_strings`]) reading the `str` objects in place: no copy of the strings, one
+/// pass less over the rows. `None` when either spec is something else, an item is not a plain
+/// compact ASCII `str`, or the path declines (a long id, a repeated row...): the caller reads
+/// the strings the general way.
+///
+/// The GIL stays held by this thread for the whole call: the worker threads read the objects
+/// (and call nothing in Python, touch no reference count) while no Python code can run.
+pub(crate) fn pool_from_str_objects(
+    groups: &Bound<'_, PyAny>,
+    langs: &Bound<'_, PyAny>,
+) -> Option<(PairPool, Vec<u32>)> {
+    let head = header(groups.py())?;
+    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as usize;
+    let (g_obj, g_arr) = spec_items(groups)?;
+    let (l_obj, l_arr) = spec_items(langs)?;
+    // SAFETY: this thread holds the GIL (the bound specs) until `pool_from_strings` returns:
+    // no Python code runs meanwhile, so the containers (held by the specs) and their items
+    // neither change nor go away.
+    let (g, l) = unsafe { (items_of(&g_obj, &g_arr)?, items_of(&l_obj, &l_arr)?) };
+    let rows = |items| StrRows {
+        items,
+        str_type,
+        head,
+    };
+    pool_from_strings(&rows(g), &rows(l))
 }

@@ -618,6 +618,10 @@ impl PyPairPool {
         groups: &Bound<'py, PyAny>,
         langs: &Bound<'py, PyAny>,
     ) -> PyResult<(Self, Bound<'py, PyArray1<u32>>)> {
+        // short ASCII `str` ids and codes in lists or object arrays: read in place, no copy
+        if let Some((inner, first)) = crate::pystr::pool_from_str_objects(groups, langs) {
+            return Ok((PyPairPool { inner }, first.into_pyarray(py)));
+        }
         let (gs, ls) = (
             KeySrc::from_spec(groups, "group_ids")?,
             KeySrc::from_spec(langs, "langs")?,

@@ -40,10 +40,39 @@ fn id_of(e: u128) -> u128 {
     (e >> 32) & !(0xff << (LANG_SHIFT - 32))
 }
 
+/// Rows of string keys as this path reads them: each row's key packed with its row, as
+/// [`Keys::inline`] packs it. [`Keys`] layouts are such rows; so are keys that live elsewhere
+/// (the PyO3 layer reads a list's `str` objects in place, [`crate::codes::pack_short`]).
+pub trait PackedRows: Sync {
+    /// Number of rows; `None` when the layout is not valid.
+    fn rows(&self) -> Option<usize>;
+    /// Row `row`'s key packed with its row; `None` when it is longer than 11 bytes or cannot be
+    /// read this way.
+    fn packed(&self, row: usize) -> Option<u128>;
+    /// A hint that row `row` (which may be past the end) is read soon: for keys behind
+    /// pointers, whose reads are cache misses of their own. Does nothing by default.
+    #[inline(always)]
+    fn prefetch(&self, _row: usize) {}
+}
+
+impl PackedRows for Keys<'_> {
+    fn rows(&self) -> Option<usize> {
+        self.validate("keys").ok()
+    }
+
+    #[inline(always)]
+    fn packed(&self, row: usize) -> Option<u128> {
+        self.inline(row)
+    }
+}
+
+/// Rows read ahead of the partition pass ([`PackedRows::prefetch`]).
+const AHEAD: usize = 48;
+
 /// The packed key of row `row` when its id is short and non-empty.
 #[inline(always)]
-fn short(keys: &Keys<'_>, row: usize) -> Option<u128> {
-    let e = keys.inline(row)?;
+fn short<K: PackedRows>(keys: &K, row: usize) -> Option<u128> {
+    let e = keys.packed(row)?;
     let len = (e >> 32) as u8 as usize;
     (len != 0 && len <= SHORT).then_some(e)
 }
@@ -162,9 +191,9 @@ type Chunk = (Vec<Lines<u128, 4>>, Vec<(u128, u32)>);
 /// Pass 1 over the rows `rows`: each row's packed id, with the chunk's number of its language,
 /// appended to its bucket of `nb`; `None` where this path does not apply.
 #[inline(never)]
-fn partition_chunk(
-    groups: &Keys<'_>,
-    langs: &Keys<'_>,
+fn partition_chunk<G: PackedRows, L: PackedRows>(
+    groups: &G,
+    langs: &L,
     rows: std::ops::Range<usize>,
     buckets: &BucketTable,
     nb: usize,
@@ -175,8 +204,10 @@ fn partition_chunk(
     let mut out = Partitioner::<u128, 4>::new(nb, cap);
     let mut ltable = LangTable::new();
     for row in rows {
+        groups.prefetch(row + AHEAD);
+        langs.prefetch(row + AHEAD);
         let e = short(groups, row)?;
-        let lid = ltable.id(langs.inline(row)? >> 32, row)?;
+        let lid = ltable.id(langs.packed(row)? >> 32, row)?;
         let b = buckets.of(top(id_of(e))).min(nb - 1);
         out.push(b, e | (u128::from(lid) << LANG_SHIFT));
     }
@@ -340,9 +371,12 @@ fn place_bucket_fast<const W: usize>(
 /// The pool of rows `i` = (group `groups[i]`, language `langs[i]`), groups numbered in sorted
 /// order of their ids and languages likewise, with the first row of each language; `None`
 /// where this path does not apply (see the module's documentation).
-pub fn pool_from_strings(groups: &Keys<'_>, langs: &Keys<'_>) -> Option<(PairPool, Vec<u32>)> {
-    let n = groups.validate("group_ids").ok()?;
-    if langs.validate("langs").ok()? != n || n == 0 || n > u32::MAX as usize {
+pub fn pool_from_strings<G: PackedRows, L: PackedRows>(
+    groups: &G,
+    langs: &L,
+) -> Option<(PairPool, Vec<u32>)> {
+    let n = groups.rows()?;
+    if langs.rows()? != n || n == 0 || n > u32::MAX as usize {
         return None;
     }
     let bits = (n / (1 << 15)).max(1).ilog2().clamp(4, MAX_BUCKETS.ilog2());

@@ -201,3 +201,39 @@ def test_list_reader_widens_or_falls_back_past_its_sample():
     ids[1], ids[2] = "g0" + "x" * 20, "g0\x00"  # numpy would strip the NUL: codes by dict
     want = PairPool.from_arrays(np.array(_python_codes(ids, "sorted")[0]), langs)
     _same(PairPool.from_arrays(ids, langs), want)
+
+
+def _pool_by_dict(ids: list[str], langs: list[str]) -> PairPool:
+    """The pool from integer codes numbered by a dict in code-point order (no string path)."""
+    return PairPool.from_arrays(
+        np.array(_python_codes(ids, "sorted")[0], dtype=np.int64),
+        np.array(_python_codes(langs, "sorted")[0], dtype=np.int64),
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(st.text(st.characters(max_codepoint=127), min_size=1, max_size=12), min_size=1,
+             max_size=300, unique=True),
+    st.lists(st.text(st.characters(max_codepoint=127), min_size=1, max_size=4), min_size=1,
+             max_size=5, unique=True),
+    st.randoms(use_true_random=False),
+)  # fmt: skip
+def test_pool_from_str_objects_read_in_place_equals_a_dict(groups, codes, rnd):
+    """Lists, tuples and numpy object arrays of short ASCII ``str`` build the pool from the
+    objects in place (each row's bytes packed straight from the ``str``, no copy): the same
+    pool, groups and languages in code-point order, as integer codes numbered by a dict. NUL
+    bytes anywhere (a trailing one is not padding), ids up to 12 bytes (past 10 the path
+    declines and the strings are read the general way)."""
+    rows = [(g, c) for g in groups for c in codes if rnd.random() < 0.7] or [(groups[0], codes[0])]
+    rnd.shuffle(rows)
+    ids, langs = [r[0] for r in rows], [r[1] for r in rows]
+    want = _pool_by_dict(ids, langs)
+    for g, lg in ((ids, langs), (tuple(ids), tuple(langs))):
+        pool = PairPool.from_arrays(g, lg)
+        assert pool.languages == tuple(sorted(set(langs)))
+        _same(pool, want)
+    objs = np.empty(len(ids), dtype=object), np.empty(len(ids), dtype=object)
+    objs[0][:], objs[1][:] = ids, langs
+    _same(PairPool.from_arrays(*objs), want)
+    _same(PairPool.from_arrays(objs[0], langs), want)  # one of each
