@@ -9,7 +9,10 @@
   bare ``Q @ C.T`` (numpy, and torch when installed), on the real embeddings of the default
   encoder (multilingual-e5-small, cached after the first run, which encodes XQuAD-R in about
   5 minutes) and on random unit vectors (the worst case for the kernel: relevant candidates
-  scored at random, so almost no score can be skipped).
+  scored at random, so almost no score can be skipped). Contenders take turns (5 turns of
+  ``--repeat`` runs each); each is reported by its best time over all turns and, against the
+  numpy matmul, by the median over turns of the ratio of the two turns' best times (drift of
+  the shared machine between turns cancels out of those ratios).
 
 Run: ``python benches/bench_eval.py [--sklearn-sample N] [--no-model]`` (N questions of the
 sklearn loop, extrapolated to all; default all).
@@ -64,19 +67,28 @@ def real_embeddings(ds) -> tuple[np.ndarray, np.ndarray] | None:
     return q, c
 
 
-def side_by_side(fns: dict, repeat: int, rounds: int = 3) -> dict[str, float]:
-    """Best time of each function over ``rounds`` turns; in each turn a function runs once
-    untimed (so that threads another library left spinning settle) and then ``repeat`` timed
-    times in a row. Turns alternate, so drift on the shared machine hits all alike."""
+def side_by_side(
+    fns: dict, repeat: int, rounds: int = 5
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Best time of each function over ``rounds`` turns, and each turn's best times; in each
+    turn a function runs once untimed (so that threads another library left spinning settle)
+    and then ``repeat`` timed times in a row. Turns alternate, so drift on the shared machine
+    hits all alike, and the ratio of two functions' times within one turn is measured minutes
+    apart at most."""
     best = {k: float("inf") for k in fns}
+    turns = []
     for _ in range(rounds):
+        turn = {}
         for k, fn in fns.items():
             fn()
+            turn[k] = float("inf")
             for _ in range(repeat):
                 t = time.perf_counter()
                 fn()
-                best[k] = min(best[k], time.perf_counter() - t)
-    return best
+                turn[k] = min(turn[k], time.perf_counter() - t)
+            best[k] = min(best[k], turn[k])
+        turns.append(turn)
+    return best, turns
 
 
 def embeddings_rows(ds, q, c, repeat: int) -> list[tuple[str, float, str]]:
@@ -96,8 +108,14 @@ def embeddings_rows(ds, q, c, repeat: int) -> list[tuple[str, float, str]]:
         pass
     if not hybridrs._core.fused_available():
         del fns["fused"]
-    t = side_by_side(fns, repeat)
+    t, turns = side_by_side(fns, repeat)
     bare = t["numpy"]
+
+    def paired(k: str) -> str:
+        """The median over turns of the turn's ratio to the numpy matmul, and its range."""
+        r = sorted(turn[k] / turn["numpy"] for turn in turns)
+        return f"; per turn median {np.median(r):.2f}x ({r[0]:.2f}-{r[-1]:.2f})"
+
     rows = [("bare matmul Q @ C.T, numpy", bare, "")]
     if "torch" in t:
         rows.append(("bare matmul Q @ C.T, torch", t["torch"], f"{t['torch'] / bare:.2f}x numpy"))
@@ -106,14 +124,14 @@ def embeddings_rows(ds, q, c, repeat: int) -> list[tuple[str, float, str]]:
             (
                 "evaluate, fused (Rust tiles, counted in cache)",
                 t["fused"],
-                f"{t['fused'] / bare:.2f}x the bare numpy matmul (target <= 1.2)",
+                f"{t['fused'] / bare:.2f}x the bare numpy matmul (target <= 1.2)" + paired("fused"),
             )
         )
     rows.append(
         (
             "evaluate, blocked (a BLAS block + its count per core)",
             t["blocked"],
-            f"{t['blocked'] / bare:.2f}x the bare numpy matmul",
+            f"{t['blocked'] / bare:.2f}x the bare numpy matmul" + paired("blocked"),
         )
     )
     return rows

@@ -70,9 +70,9 @@ def string_inputs(ids: np.ndarray, langs: np.ndarray) -> dict[str, tuple]:
 def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
     """Pool construction from string ids and string languages, Rust against a dict loop.
 
-    The contenders take turns (the dict loop, then Rust from each input kind, ``repeats``
-    rounds) and each keeps its best round, so that a slow spell of a shared machine falls on
-    all of them alike rather than on whichever ran in it."""
+    The contenders take turns (the dict loop, then Rust from each input kind in a rotating
+    order, ``repeats`` rounds) and each keeps its best round, so that a slow spell of a shared
+    machine falls on all of them alike rather than on whichever ran in it."""
     inputs = string_inputs(ids, langs)
     ids_s, langs_s = inputs["lists"]
 
@@ -90,14 +90,19 @@ def string_ids(ids: np.ndarray, langs: np.ndarray, repeats: int) -> None:
     )
     t_py, t_rust, pools = float("inf"), [float("inf")] * len(kinds), [None] * len(kinds)
     rounds = []
-    for _ in range(repeats):
+    for r in range(repeats):
         _, t = timed(dict_loop)
         t_py = min(t_py, t)
-        row = [t]
-        for k, (_, (g, lg)) in enumerate(kinds):
+        row = [t] + [0.0] * len(kinds)
+        # the input kinds in a rotating order: none is always the first call after the dict
+        # loop (on this project's VMs, the first parallel call after a long single-threaded
+        # stretch is often slow, whatever it is)
+        for j in range(len(kinds)):
+            k = (j + r) % len(kinds)
+            g, lg = kinds[k][1]
             pools[k], t = timed(lambda g=g, lg=lg: PairPool.from_arrays(g, lg))
             t_rust[k] = min(t_rust[k], t)
-            row.append(t)
+            row[1 + k] = t
         rounds.append(row)
     print()
     print(
