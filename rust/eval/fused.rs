@@ -54,12 +54,27 @@ pub fn available() -> bool {
 /// k-major panel (`NR` values per dimension); `first` starts the chains at zero, otherwise they
 /// continue from the values in `out` (row stride `ldo`).
 ///
+/// Meanwhile the `n_pf` cache lines from `pf` (the next candidate panel's share) are asked
+/// for, one every [`PF_EVERY`] dimensions (a burst of prefetches would wait on each other:
+/// each holds a line-fill buffer until its line arrives); lines left over after the last
+/// dimension are asked for at the end.
+///
 /// # Safety
 /// AVX-512F and FMA must be available; `q` must hold `kl * MR` values, `c` `kl * NR`, and `out`
-/// `MR` rows of `NR` values at stride `ldo`.
+/// `MR` rows of `NR` values at stride `ldo`. (`pf` is only prefetched, never read.)
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
-unsafe fn tile(q: *const f32, c: *const f32, kl: usize, out: *mut f32, ldo: usize, first: bool) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    q: *const f32,
+    c: *const f32,
+    kl: usize,
+    out: *mut f32,
+    ldo: usize,
+    first: bool,
+    pf: *const f32,
+    n_pf: usize,
+) {
     use std::arch::x86_64::*;
     // SAFETY: all pointer offsets stay inside the extents promised by the caller.
     unsafe {
@@ -71,6 +86,9 @@ unsafe fn tile(q: *const f32, c: *const f32, kl: usize, out: *mut f32, ldo: usiz
             }
         }
         for k in 0..kl {
+            if k % PF_EVERY == 0 && k / PF_EVERY < n_pf {
+                _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16 * (k / PF_EVERY)).cast());
+            }
             let c0 = _mm512_loadu_ps(c.add(k * NR));
             let c1 = _mm512_loadu_ps(c.add(k * NR + 16));
             for (r, a) in acc.iter_mut().enumerate() {
@@ -83,8 +101,14 @@ unsafe fn tile(q: *const f32, c: *const f32, kl: usize, out: *mut f32, ldo: usiz
             _mm512_storeu_ps(out.add(r * ldo), a[0]);
             _mm512_storeu_ps(out.add(r * ldo + 16), a[1]);
         }
+        for b in kl.div_ceil(PF_EVERY)..n_pf {
+            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16 * b).cast());
+        }
     }
 }
+
+/// Dimensions of a tile per prefetched line of the next panel.
+const PF_EVERY: usize = 4;
 
 /// Scores of `q` against the candidate rows `cols` as the microkernel computes them: one FMA
 /// chain from zero per score. Eight chains run side by side (independent, so the FMA latency
@@ -504,21 +528,21 @@ fn block_counts(
         let c1 = (c0 + CH).min(width);
         for p in c0 / NR..c1 / NR {
             let panel = &packed[p * NR * dim..(p + 1) * NR * dim];
-            // Ask for the next panel ahead of time (into L2), while this one is multiplied.
-            if let Some(next) = packed.get((p + 1) * NR * dim..(p + 2) * NR * dim) {
-                for line in next.chunks(16) {
-                    // SAFETY: a prefetch hint on an address inside `packed`.
-                    unsafe {
-                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(
-                            line.as_ptr().cast(),
-                        )
-                    };
-                }
-            }
+            // The next panel is asked for (into L2) while this one is multiplied: a share of
+            // its lines per tile, spread over the tile's dimensions.
+            let lines = if (p + 2) * NR * dim <= packed.len() {
+                NR * dim / 16
+            } else {
+                0
+            };
+            let share = lines.div_ceil(n_micro * dim.div_ceil(KC));
+            let next = packed.as_ptr().wrapping_add((p + 1) * NR * dim);
+            let mut line = 0;
             let mut k0 = 0;
             while k0 < dim {
                 let kl = KC.min(dim - k0);
                 for mp in 0..n_micro {
+                    let n_pf = share.min(lines - line);
                     // SAFETY: AVX-512F and FMA are available; the micro-panel holds `dim * MR`
                     // values from `k0 * MR`, the panel `dim * NR` from `k0 * NR`, and the strip
                     // `n_micro * MR` rows of `CH >= c1 - c0` values.
@@ -530,8 +554,11 @@ fn block_counts(
                             strip.as_mut_ptr().add(mp * MR * CH + (p * NR - c0)),
                             CH,
                             k0 == 0,
+                            next.wrapping_add(16 * line),
+                            n_pf,
                         );
                     }
+                    line += n_pf;
                 }
                 k0 += kl;
             }
