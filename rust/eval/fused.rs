@@ -137,7 +137,7 @@ struct RowState {
     sc: Scratch<f32>,
     /// Whether compaction still pays on this question (see [`count_slice`]).
     compact: bool,
-    /// The question's thresholds in a collision-free hash table, for [`count_dense_ties`].
+    /// The question's thresholds in a collision-free hash table, for [`count_dense`].
     ties: Option<TieTable>,
 }
 
@@ -289,6 +289,105 @@ unsafe fn count_dense_ties(
     f32::all_finite(s)
 }
 
+/// [`count_dense_ties`] in one pass over `s` for `N = thr.len()` thresholds: each 16 scores
+/// are loaded once and compared with every threshold (`N` counters in registers), looked up in
+/// the tie table, and checked for finiteness, instead of one pass per threshold (each with its
+/// own reduction and masked tail) and two more passes for the ties and finiteness.
+///
+/// # Safety
+/// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available; `thr.len() == N`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn count_dense_n<const N: usize>(
+    s: &[f32],
+    ties: &TieTable,
+    l: usize,
+    n_langs: usize,
+    thr: &[f32],
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    use std::arch::x86_64::*;
+    let mut tied = [0u32; N];
+    // SAFETY: AVX-512F/BW/VL are available (the caller's promise); loads read `s` in bounds
+    // (the last step masked to the scores left); `thr` holds `N` values.
+    unsafe {
+        let t: [__m512; N] = std::array::from_fn(|j| _mm512_set1_ps(thr[j]));
+        let mut acc = [_mm512_setzero_si512(); N];
+        let one = _mm512_set1_epi32(1);
+        let lo = _mm512_loadu_ps(ties.slots.as_ptr());
+        let hi = _mm512_loadu_ps(ties.slots.as_ptr().add(16));
+        let mul = _mm512_set1_epi32(ties.mul as i32);
+        let zero = _mm512_setzero_ps();
+        let abs = _mm512_set1_epi32(0x7fff_ffff);
+        let mut mx = _mm512_setzero_si512();
+        for at in (0..s.len()).step_by(16) {
+            let rest = s.len() - at;
+            let lanes = if rest >= 16 {
+                0xffff
+            } else {
+                ((1u32 << rest) - 1) as __mmask16
+            };
+            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(at));
+            for j in 0..N {
+                let m = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(lanes, x, t[j]);
+                acc[j] = _mm512_mask_add_epi32(acc[j], m, acc[j], one);
+            }
+            let bits = _mm512_castps_si512(x);
+            mx = _mm512_max_epu32(mx, _mm512_and_si512(bits, abs));
+            let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
+                _mm512_castps_si512(_mm512_add_ps(x, zero)),
+                mul,
+            ));
+            let slot = _mm512_permutex2var_ps(lo, h, hi);
+            let mut hit = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes, x, slot);
+            while hit != 0 {
+                let v = s[at + hit.trailing_zeros() as usize];
+                for j in 0..N {
+                    tied[j] += u32::from(v == thr[j]);
+                }
+                hit &= hit - 1;
+            }
+        }
+        for j in 0..N {
+            let a = _mm512_reduce_add_epi32(acc[j]) as u32;
+            ge[j * n_langs + l] += a;
+            gt[j * n_langs + l] += a - tied[j];
+        }
+        (_mm512_reduce_max_epu32(mx) as u32) < 0x7f80_0000
+    }
+}
+
+/// Dense-row counting of one language slice: [`count_dense_n`] for up to 16 thresholds, else
+/// [`count_dense_ties`].
+///
+/// # Safety
+/// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+unsafe fn count_dense(
+    s: &[f32],
+    ties: &TieTable,
+    l: usize,
+    n_langs: usize,
+    thr: &[f32],
+    ge: &mut [u32],
+    gt: &mut [u32],
+) -> bool {
+    macro_rules! by_count {
+        ($($n:literal)*) => {
+            match thr.len() {
+                // SAFETY: the caller's promise; `thr.len() == N`.
+                $($n => unsafe { count_dense_n::<$n>(s, ties, l, n_langs, thr, ge, gt) },)*
+                // SAFETY: the caller's promise.
+                _ => unsafe { count_dense_ties(s, ties, l, n_langs, thr, ge, gt) },
+            }
+        };
+    }
+    by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
 /// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
 /// `first_row + i`), language by language, with the row kernel's [`count_slice`], built for
 /// AVX-512 like the row kernel's own dispatch.
@@ -322,7 +421,7 @@ unsafe fn count_strip(
             let slice = &srow[a - c0..b - c0];
             finite &= match &st.ties {
                 // Dense rows (compaction switched off): one comparison per score and threshold.
-                Some(ties) if !st.compact => count_dense_ties(
+                Some(ties) if !st.compact => count_dense(
                     slice,
                     ties,
                     l,
@@ -685,38 +784,62 @@ mod tests {
             return;
         }
         // Scores from a small set (many exact ties), both zeros, slices across the 16-lane
-        // steps; thresholds drawn from the scores (repeats included) and from outside.
+        // steps; thresholds drawn from the scores (repeats included) and from outside, 1 to 24
+        // of them (the one-pass counting for up to 16, the per-threshold one past that).
         let pool = [
             0.0f32, -0.0, 1.0, -1.0, 0.5, 0.25, 1e-30, -1e-30, 3.0, 0.125,
         ];
+        let pick = |seed: u64, n: usize| -> Vec<f32> {
+            lcg(seed, n)
+                .iter()
+                .map(|&x| pool[((x + 1.0) * 5.0) as usize % pool.len()])
+                .collect()
+        };
         for (case, n) in [0usize, 1, 15, 16, 17, 64, 100, 1000]
             .into_iter()
             .enumerate()
         {
-            let s: Vec<f32> = lcg(case as u64 + 50, n)
-                .iter()
-                .map(|&x| pool[((x + 1.0) * 5.0) as usize % pool.len()])
-                .collect();
-            let mut thr: Vec<f32> = lcg(case as u64 + 90, 9)
-                .iter()
-                .map(|&x| pool[((x + 1.0) * 5.0) as usize % pool.len()])
-                .collect();
-            thr.extend([0.75f32, -0.0, 1.0]);
-            let ties = TieTable::new(&thr).expect("a table for 12 thresholds");
-            let (n_langs, l) = (3, 2);
-            let mut ge = vec![0u32; thr.len() * n_langs];
-            let mut gt = vec![0u32; thr.len() * n_langs];
-            // SAFETY: AVX-512 is available (checked above).
-            let ok = unsafe { count_dense_ties(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
-            assert!(ok);
-            for (j, &t) in thr.iter().enumerate() {
-                let want_ge = s.iter().filter(|&&x| x >= t).count() as u32;
-                let want_gt = s.iter().filter(|&&x| x > t).count() as u32;
-                assert_eq!(
-                    (ge[j * n_langs + l], gt[j * n_langs + l]),
-                    (want_ge, want_gt)
-                );
-                assert_eq!((ge[j * n_langs], gt[j * n_langs]), (0, 0));
+            let s = pick(case as u64 + 50, n);
+            for n_thr in [1usize, 2, 3, 7, 9, 12, 16, 17, 24] {
+                let mut thr = pick(case as u64 + 90 + n_thr as u64, n_thr.saturating_sub(3));
+                thr.extend([0.75f32, -0.0, 1.0].iter().take(n_thr - thr.len()));
+                assert_eq!(thr.len(), n_thr);
+                let ties = TieTable::new(&thr).expect("at most 13 distinct thresholds");
+                let (n_langs, l) = (3, 2);
+                let mut ge = vec![0u32; thr.len() * n_langs];
+                let mut gt = vec![0u32; thr.len() * n_langs];
+                // SAFETY: AVX-512 is available (checked above).
+                let ok = unsafe { count_dense_ties(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
+                assert!(ok);
+                // the dispatching one (counting into the same counts again: twice the
+                // definition)
+                // SAFETY: AVX-512 is available (checked above).
+                let ok = unsafe { count_dense(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
+                assert!(ok);
+                for (j, &t) in thr.iter().enumerate() {
+                    let want_ge = s.iter().filter(|&&x| x >= t).count() as u32;
+                    let want_gt = s.iter().filter(|&&x| x > t).count() as u32;
+                    assert_eq!(
+                        (ge[j * n_langs + l], gt[j * n_langs + l]),
+                        (2 * want_ge, 2 * want_gt),
+                        "{n} scores, threshold {j} of {n_thr}"
+                    );
+                    assert_eq!((ge[j * n_langs], gt[j * n_langs]), (0, 0));
+                }
+                // a non-finite score anywhere (the masked last step included) is reported
+                for bad in [f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
+                    for at in [0, n / 2, n.saturating_sub(1)] {
+                        if n == 0 {
+                            continue;
+                        }
+                        let mut s2 = s.clone();
+                        s2[at] = bad;
+                        // SAFETY: AVX-512 is available (checked above).
+                        let ok =
+                            unsafe { count_dense(&s2, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
+                        assert!(!ok, "{bad} at {at} of {n}");
+                    }
+                }
             }
         }
         // more than 16 distinct thresholds, or a NaN: no table (the plain counting runs)
