@@ -194,105 +194,13 @@ impl TieTable {
     }
 }
 
-/// Scores `>= t` of `s`: one comparison per 16 scores, the last few under a lane mask (no
-/// scalar tail: the strips' language slices are short and of any length).
-///
-/// # Safety
-/// AVX-512F must be available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn count_ge(s: &[f32], t: f32) -> u32 {
-    use std::arch::x86_64::*;
-    // SAFETY: AVX-512F is available (the caller's promise); every load is inside `s` (the
-    // last one masked to the values left).
-    unsafe {
-        let tv = _mm512_set1_ps(t);
-        let one = _mm512_set1_epi32(1);
-        let mut acc = _mm512_setzero_si512();
-        let chunks = s.len() / 16;
-        for c in 0..chunks {
-            let x = _mm512_loadu_ps(s.as_ptr().add(c * 16));
-            let m = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(x, tv);
-            acc = _mm512_mask_add_epi32(acc, m, acc, one);
-        }
-        let rest = s.len() - chunks * 16;
-        if rest > 0 {
-            let lanes = ((1u32 << rest) - 1) as __mmask16;
-            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(chunks * 16));
-            let m = _mm512_mask_cmp_ps_mask::<_CMP_GE_OQ>(lanes, x, tv);
-            acc = _mm512_mask_add_epi32(acc, m, acc, one);
-        }
-        _mm512_reduce_add_epi32(acc) as u32
-    }
-}
-
-/// Adds the `ge`/`gt` counts of language `l` over `s` with one comparison per score and
-/// threshold instead of two: `x > t` is `x >= t` except where `x == t`, and those ties are
-/// found by one look-up per score in the question's [`TieTable`] (AVX-512: a multiply, a
-/// shift, a two-table permutation and an equality test per 16 scores); the rare lanes that
-/// hit are matched against the thresholds one by one. Returns whether `s` is all finite.
-///
-/// # Safety
-/// AVX-512F must be available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
-unsafe fn count_dense_ties(
-    s: &[f32],
-    ties: &TieTable,
-    l: usize,
-    n_langs: usize,
-    thr: &[f32],
-    ge: &mut [u32],
-    gt: &mut [u32],
-) -> bool {
-    use std::arch::x86_64::*;
-    for (j, &t) in thr.iter().enumerate() {
-        // SAFETY: AVX-512F is available (this function's own promise).
-        let a = unsafe { count_ge(s, t) };
-        ge[j * n_langs + l] += a;
-        gt[j * n_langs + l] += a;
-    }
-    let mut untie = |x: f32| {
-        for (j, &t) in thr.iter().enumerate() {
-            if x == t {
-                gt[j * n_langs + l] -= 1;
-            }
-        }
-    };
-    // SAFETY: AVX-512F is available (the caller's promise); loads read `s` in bounds.
-    unsafe {
-        let lo = _mm512_loadu_ps(ties.slots.as_ptr());
-        let hi = _mm512_loadu_ps(ties.slots.as_ptr().add(16));
-        let mul = _mm512_set1_epi32(ties.mul as i32);
-        let zero = _mm512_setzero_ps();
-        // 16 scores a step, the last step masked to the scores left
-        for at in (0..s.len()).step_by(16) {
-            let rest = s.len() - at;
-            let lanes = if rest >= 16 {
-                0xffff
-            } else {
-                ((1u32 << rest) - 1) as __mmask16
-            };
-            let x = _mm512_maskz_loadu_ps(lanes, s.as_ptr().add(at));
-            let h = _mm512_srli_epi32::<27>(_mm512_mullo_epi32(
-                _mm512_castps_si512(_mm512_add_ps(x, zero)),
-                mul,
-            ));
-            let slot = _mm512_permutex2var_ps(lo, h, hi);
-            let mut hit = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(lanes, x, slot);
-            while hit != 0 {
-                untie(s[at + hit.trailing_zeros() as usize]);
-                hit &= hit - 1;
-            }
-        }
-    }
-    f32::all_finite(s)
-}
-
-/// [`count_dense_ties`] in one pass over `s` for `N = thr.len()` thresholds: each 16 scores
-/// are loaded once and compared with every threshold (`N` counters in registers), looked up in
-/// the tie table, and checked for finiteness, instead of one pass per threshold (each with its
-/// own reduction and masked tail) and two more passes for the ties and finiteness.
+/// Adds the `ge`/`gt` counts of language `l` over `s` for `N = thr.len()` thresholds in one
+/// pass: each 16 scores are loaded once and compared once with every threshold (`>=`, `N`
+/// counters in registers). `x > t` is `x >= t` except where `x == t`, and those ties are found
+/// by one look-up per 16 scores in the question's [`TieTable`] (a multiply, a shift, a
+/// two-table permutation and an equality test); the rare lanes that hit are matched against
+/// the thresholds one by one. The same pass checks finiteness: returns whether `s` is all
+/// finite. (`ge` and `gt` are indexed from this call's first threshold.)
 ///
 /// # Safety
 /// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available; `thr.len() == N`.
@@ -359,8 +267,8 @@ unsafe fn count_dense_n<const N: usize>(
     }
 }
 
-/// Dense-row counting of one language slice: [`count_dense_n`] for up to 16 thresholds, else
-/// [`count_dense_ties`].
+/// Dense-row counting of one language slice: [`count_dense_n`] on the thresholds 16 at a time
+/// (`ties` holds all of them).
 ///
 /// # Safety
 /// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available.
@@ -375,17 +283,25 @@ unsafe fn count_dense(
     ge: &mut [u32],
     gt: &mut [u32],
 ) -> bool {
-    macro_rules! by_count {
-        ($($n:literal)*) => {
-            match thr.len() {
-                // SAFETY: the caller's promise; `thr.len() == N`.
-                $($n => unsafe { count_dense_n::<$n>(s, ties, l, n_langs, thr, ge, gt) },)*
-                // SAFETY: the caller's promise.
-                _ => unsafe { count_dense_ties(s, ties, l, n_langs, thr, ge, gt) },
-            }
-        };
+    if thr.is_empty() {
+        return f32::all_finite(s);
     }
-    by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+    let mut finite = true;
+    for (k, part) in thr.chunks(16).enumerate() {
+        let (ge, gt) = (&mut ge[16 * k * n_langs..], &mut gt[16 * k * n_langs..]);
+        macro_rules! by_count {
+            ($($n:literal)*) => {
+                match part.len() {
+                    // SAFETY: the caller's promise; `part.len() == N`.
+                    $($n => unsafe { count_dense_n::<$n>(s, ties, l, n_langs, part, ge, gt) },)*
+                    // SAFETY: the caller's promise; a chunk has 16 thresholds here.
+                    _ => unsafe { count_dense_n::<16>(s, ties, l, n_langs, part, ge, gt) },
+                }
+            };
+        }
+        finite &= by_count!(1 2 3 4 5 6 7 8 9 10 11 12 13 14 15);
+    }
+    finite
 }
 
 /// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
@@ -785,7 +701,7 @@ mod tests {
         }
         // Scores from a small set (many exact ties), both zeros, slices across the 16-lane
         // steps; thresholds drawn from the scores (repeats included) and from outside, 1 to 24
-        // of them (the one-pass counting for up to 16, the per-threshold one past that).
+        // of them (16 at a time: past 16, in two chunks), or none.
         let pool = [
             0.0f32, -0.0, 1.0, -1.0, 0.5, 0.25, 1e-30, -1e-30, 3.0, 0.125,
         ];
@@ -800,7 +716,7 @@ mod tests {
             .enumerate()
         {
             let s = pick(case as u64 + 50, n);
-            for n_thr in [1usize, 2, 3, 7, 9, 12, 16, 17, 24] {
+            for n_thr in [0usize, 1, 2, 3, 7, 9, 12, 16, 17, 24] {
                 let mut thr = pick(case as u64 + 90 + n_thr as u64, n_thr.saturating_sub(3));
                 thr.extend([0.75f32, -0.0, 1.0].iter().take(n_thr - thr.len()));
                 assert_eq!(thr.len(), n_thr);
@@ -809,11 +725,6 @@ mod tests {
                 let mut ge = vec![0u32; thr.len() * n_langs];
                 let mut gt = vec![0u32; thr.len() * n_langs];
                 // SAFETY: AVX-512 is available (checked above).
-                let ok = unsafe { count_dense_ties(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
-                assert!(ok);
-                // the dispatching one (counting into the same counts again: twice the
-                // definition)
-                // SAFETY: AVX-512 is available (checked above).
                 let ok = unsafe { count_dense(&s, &ties, l, n_langs, &thr, &mut ge, &mut gt) };
                 assert!(ok);
                 for (j, &t) in thr.iter().enumerate() {
@@ -821,7 +732,7 @@ mod tests {
                     let want_gt = s.iter().filter(|&&x| x > t).count() as u32;
                     assert_eq!(
                         (ge[j * n_langs + l], gt[j * n_langs + l]),
-                        (2 * want_ge, 2 * want_gt),
+                        (want_ge, want_gt),
                         "{n} scores, threshold {j} of {n_thr}"
                     );
                     assert_eq!((ge[j * n_langs], gt[j * n_langs]), (0, 0));
