@@ -277,13 +277,16 @@ unsafe fn checked_items<'a>(
 /// ([`read_ascii`]); `None` where that says no.
 pub(crate) fn read_object_array(py: Python<'_>, items: &[Py<PyAny>]) -> Option<Read> {
     let head = header(py)?;
-    // SAFETY: `Py<PyAny>` is one non-null object pointer (`repr(transparent)`); the array
-    // holds its items and cannot change while this thread holds the GIL (`py`) and waits for
-    // the workers.
-    unsafe {
-        let ptrs = std::slice::from_raw_parts(items.as_ptr().cast::<usize>(), items.len());
-        read_items(ptrs, head)
-    }
+    // SAFETY: the array holds its items and cannot change while this thread holds the GIL
+    // (`py`) and waits for the workers.
+    unsafe { read_items(object_ptrs(items), head) }
+}
+
+/// A numpy object array's items as the object addresses the readers take.
+fn object_ptrs(items: &[Py<PyAny>]) -> &[usize] {
+    // SAFETY: `Py<PyAny>` is one non-null object pointer (`repr(transparent)`), the size and
+    // alignment of `usize`; the slice borrows `items` for as long as it lives.
+    unsafe { std::slice::from_raw_parts(items.as_ptr().cast::<usize>(), items.len()) }
 }
 
 /// [`read_ascii`]'s work on the item pointers `items`.
@@ -426,11 +429,7 @@ unsafe fn items_of<'a>(
     arr: &'a Option<PyReadonlyArray1<'_, Py<PyAny>>>,
 ) -> Option<&'a [usize]> {
     if let Some(arr) = arr {
-        let items = arr.as_slice().ok()?;
-        // SAFETY: `Py<PyAny>` is one non-null object pointer (`repr(transparent)`).
-        return Some(unsafe {
-            std::slice::from_raw_parts(items.as_ptr().cast::<usize>(), items.len())
-        });
+        return Some(object_ptrs(arr.as_slice().ok()?));
     }
     if let Ok(list) = obj.cast::<PyList>() {
         // SAFETY: the caller's contract.
