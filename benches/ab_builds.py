@@ -50,6 +50,10 @@ def package_with(build: Path, root: Path) -> Path:
     return root
 
 
+#: The input kinds of ``bench_sampling.string_inputs`` that ``--inputs`` can name.
+KINDS = ("lists", "numpy", "objects", "pyarrow")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("before", type=Path, help="the extension built before the change")
@@ -57,7 +61,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, help="alternations of A and B")
     ap.add_argument("--repeats", type=int, default=5, help="builds per run (best is kept)")
     ap.add_argument("--groups", type=int, default=1_112_000)
-    ap.add_argument("--inputs", default="pyarrow,numpy", help="of lists, numpy, objects, pyarrow")
+    ap.add_argument("--inputs", default="pyarrow,numpy", help="of " + ", ".join(KINDS))
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -67,8 +71,8 @@ def main() -> None:
         if not so.is_file():
             ap.error(f"no extension file at {so}")
     kinds = [k.strip() for k in args.inputs.split(",") if k.strip()]
-    if not kinds or set(kinds) - {"lists", "numpy", "objects", "pyarrow"}:
-        ap.error(f"--inputs takes lists, numpy, objects and pyarrow, got {args.inputs!r}")
+    if not kinds or set(kinds) - set(KINDS):
+        ap.error(f"--inputs takes {', '.join(KINDS)}, got {args.inputs!r}")
     with tempfile.TemporaryDirectory() as tmp:
         roots = {
             name: package_with(so, Path(tmp) / name)
