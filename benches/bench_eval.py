@@ -15,7 +15,10 @@
   the shared machine between turns cancels out of those ratios).
 
 Run: ``python benches/bench_eval.py [--sklearn-sample N] [--no-model]`` (N questions of the
-sklearn loop, extrapolated to all; default all).
+sklearn loop, extrapolated to all; default all); ``--embeddings-only`` times the embeddings
+path alone. On an AVX-512 machine, ``HYBRIDRS_SIMD=avx2 OPENBLAS_CORETYPE=Haswell`` runs the
+AVX2 kernels against OpenBLAS's AVX2 (Haswell) sgemm: an AVX2 machine's contenders on this
+core (the script prints the fused kernel and the BLAS core used).
 """
 
 from __future__ import annotations
@@ -153,6 +156,37 @@ def sklearn_loop(ds, scores, rows) -> None:
                 average_precision_score(rel[a:b], row[a:b])
 
 
+def blas_core() -> str:
+    """numpy's BLAS and the core type it runs (OpenBLAS: ``OPENBLAS_CORETYPE`` sets it)."""
+    try:
+        from threadpoolctl import threadpool_info
+
+        for lib in threadpool_info():
+            if lib.get("user_api") == "blas":
+                return f"{lib.get('internal_api')} {lib.get('architecture')}"
+    except ImportError:
+        pass
+    return "unknown"
+
+
+def embeddings_sets(ds, args) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The embeddings timed: the real ones (when at hand) and random unit vectors."""
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((ds.n_questions, 384), dtype=np.float32)
+    c = rng.standard_normal((ds.n_candidates, 384), dtype=np.float32)
+    q /= np.linalg.norm(q, axis=1, keepdims=True)
+    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    emb = {"random unit vectors (worst case)": (q, c)}
+    if args.embeddings:
+        with np.load(args.embeddings) as z:
+            real = (z["q"], z["c"])
+    else:
+        real = None if args.no_model else real_embeddings(ds)
+    if real is not None:
+        emb = {"multilingual-e5-small (real)": real, **emb}
+    return emb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument(
@@ -172,6 +206,11 @@ def main() -> None:
         "e.g. the untrained cell's cached embeddings of an experiment",
     )
     ap.add_argument(
+        "--embeddings-only",
+        action="store_true",
+        help="only the embeddings path (fused, blocked) against the bare matmul",
+    )
+    ap.add_argument(
         "--counting-only",
         action="store_true",
         help="only the Rust evaluator on TF-IDF scores against one read pass",
@@ -182,7 +221,8 @@ def main() -> None:
     scores = TfidfEncoder().scores(ds)
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores, SIMD level used "
-        f"{hybridrs._core.simd_level()} (HYBRIDRS_SIMD caps it), python "
+        f"{hybridrs._core.simd_level()} (HYBRIDRS_SIMD caps it), fused kernel "
+        f"{hybridrs._core.fused_kernel()}, BLAS {blas_core()}, python "
         f"{platform.python_version()}, numpy {np.__version__}"
     )
     print(
@@ -190,6 +230,13 @@ def main() -> None:
         f"({scores.nbytes / 2**20:.0f} MiB float32), TF-IDF scores"
     )
 
+    if args.embeddings_only:
+        del scores
+        for name, qc in embeddings_sets(ds, args).items():
+            print(f"\nembeddings path, d = 384, float32: {name}")
+            for what, sec, note in embeddings_rows(ds, *qc, args.repeat):
+                print(f"{what:48s} {sec:10.4f}  {note}")
+        return
     t_rust = best_of(lambda: hybridrs.evaluate(ds, scores), args.repeat)
     t_read = best_of(lambda: scores.max(axis=1), args.repeat)
     if args.counting_only:
@@ -207,19 +254,7 @@ def main() -> None:
     t_sk = (time.perf_counter() - t0) * ds.n_questions / n
     sk_note = "" if n == ds.n_questions else f" (timed on {n} questions, scaled to all)"
 
-    rng = np.random.default_rng(0)
-    q = rng.standard_normal((ds.n_questions, 384), dtype=np.float32)
-    c = rng.standard_normal((ds.n_candidates, 384), dtype=np.float32)
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    c /= np.linalg.norm(c, axis=1, keepdims=True)
-    emb = {"random unit vectors (worst case)": (q, c)}
-    if args.embeddings:
-        with np.load(args.embeddings) as z:
-            real = (z["q"], z["c"])
-    else:
-        real = None if args.no_model else real_embeddings(ds)
-    if real is not None:
-        emb = {"multilingual-e5-small (real)": real, **emb}
+    emb = embeddings_sets(ds, args)
     emb_rows = {name: embeddings_rows(ds, *qc, args.repeat) for name, qc in emb.items()}
 
     print()

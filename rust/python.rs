@@ -452,10 +452,16 @@ fn graded_metrics<'py>(
     Ok(d)
 }
 
-/// Whether the CPU can run `query_metrics_embeddings` (AVX-512F and FMA).
+/// Whether the CPU can run `query_metrics_embeddings` (AVX2 or AVX-512, with FMA).
 #[pyfunction]
 fn fused_available() -> bool {
     eval::fused::available()
+}
+
+/// The fused path's microkernel here: "avx512", "avx2", or None (capped by HYBRIDRS_SIMD).
+#[pyfunction]
+fn fused_kernel() -> Option<&'static str> {
+    eval::fused::kernel_level().map(eval::simd_name)
 }
 
 fn f32_matrix<'py>(obj: &Bound<'py, PyAny>, field: &str) -> PyResult<PyReadonlyArray2<'py, f32>> {
@@ -1055,6 +1061,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bias_counts, m)?)?;
     m.add_function(wrap_pyfunction!(query_metrics_embeddings, m)?)?;
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
+    m.add_function(wrap_pyfunction!(fused_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
     m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(row_top_values, m)?)?;

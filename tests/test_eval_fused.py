@@ -10,7 +10,7 @@ import hybridrs
 from hybridrs import _core
 
 pytestmark = pytest.mark.skipif(
-    not _core.fused_available(), reason="the fused path needs AVX-512F and FMA"
+    not _core.fused_available(), reason="the fused path needs AVX2 or AVX-512, with FMA"
 )
 
 

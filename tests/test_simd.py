@@ -56,3 +56,60 @@ def test_every_simd_build_gives_the_same_metrics(tmp_path):
         for k in ref:
             if k != "level":
                 np.testing.assert_array_equal(res[k], ref[k], err_msg=f"{lvl} {k}")
+
+
+FUSED_SCRIPT = r"""
+import sys
+import numpy as np
+import hybridrs
+from hybridrs import _core
+ds = hybridrs.load_lareqa(sys.argv[1])
+ds = ds.subset(questions=range(0, ds.n_questions, 7))
+rng = np.random.default_rng(1)
+q = rng.standard_normal((ds.n_questions, 40), dtype=np.float32)
+c = rng.standard_normal((ds.n_candidates, 40), dtype=np.float32)
+for i in range(0, ds.n_questions, 2):  # relevant candidates high, as after training
+    c[ds.relevant(i)] += q[i]
+out = {"kernel": np.array(str(_core.fused_kernel()))}
+try:
+    rep = hybridrs.evaluate(ds, q, c, backend="fused", block_rows=500)
+    for k, v in rep.per_query.items():
+        out[f"fused-{k}"] = np.asarray(v)
+except ValueError as e:
+    out["error"] = np.array(str(e))
+auto = hybridrs.evaluate(ds, q, c)
+out["auto-ap"] = auto.per_query["ap"]
+np.savez(sys.argv[2], **out)
+"""
+
+
+def _run_fused(level: str, path) -> dict:
+    env = {**os.environ, "HYBRIDRS_SIMD": level}
+    subprocess.run([sys.executable, "-c", FUSED_SCRIPT, str(XQUAD), str(path)], env=env,
+                   check=True, timeout=600)  # fmt: skip
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_fused_kernels_give_the_same_metrics_and_portable_has_none(tmp_path):
+    """The AVX-512 and AVX2 microkernels compute each score as the same FMA chain, so their
+    metrics agree bit for bit; at the portable level the fused path is refused with a clear
+    message and ``"auto"`` falls back to the blocked backend."""
+    levels = ("portable", "avx2", "avx512")
+    res = {lvl: _run_fused(lvl, tmp_path / f"f-{lvl}.npz") for lvl in levels}
+    assert str(res["portable"]["kernel"]) == "None"
+    assert "needs an x86-64 CPU with AVX2" in str(res["portable"]["error"])
+    ran = [lvl for lvl in ("avx2", "avx512") if "error" not in res[lvl]]
+    best = _core.fused_kernel()
+    if best is not None:
+        assert str(res["avx512"]["kernel"]) == best
+        assert str(res["avx2"]["kernel"]) == "avx2"
+        assert "avx2" in ran
+    for lvl in ran:
+        for k in res[ran[0]]:
+            if k.startswith("fused-"):
+                np.testing.assert_array_equal(res[lvl][k], res[ran[0]][k], err_msg=f"{lvl} {k}")
+        np.testing.assert_array_equal(res[lvl]["auto-ap"], res[lvl]["fused-ap"])
+    # the blocked fallback (BLAS sums) agrees up to near-ties
+    if ran:
+        np.testing.assert_allclose(res["portable"]["auto-ap"], res[ran[0]]["fused-ap"], atol=1e-3)

@@ -14,6 +14,7 @@ __all__ = [
     "bias_counts",
     "bias_from_counts",
     "fused_available",
+    "fused_kernel",
     "graded_metrics",
     "metrics_from_counts",
     "query_metrics",
@@ -77,9 +78,10 @@ def query_metrics_embeddings(
 
     The rows of ``query_embeddings`` are the questions ``first_row .. first_row + rows``.
     Both arrays are C-contiguous float32 with the same number of columns. Scores are computed
-    tile by tile (an AVX-512 FMA microkernel, one FMA chain per score) and counted while in
-    cache; the result has the same fields as :func:`query_metrics`. Raises ValueError where
-    :func:`fused_available` is false. Releases the GIL.
+    tile by tile (an AVX-512 or AVX2 FMA microkernel, see :func:`fused_kernel`; one FMA chain
+    per score, so both give the same scores) and counted while in cache; the result has the
+    same fields as :func:`query_metrics`. Raises ValueError where :func:`fused_available` is
+    false. Releases the GIL.
     """
 
 def threshold_counts(
@@ -160,7 +162,12 @@ def row_top_values(
     """
 
 def fused_available() -> bool:
-    """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F, FMA, POPCNT)."""
+    """Whether this CPU can run :func:`query_metrics_embeddings` (AVX-512F/BW/VL or AVX2, each
+    with FMA and POPCNT; capped by ``HYBRIDRS_SIMD``)."""
+
+def fused_kernel() -> str | None:
+    """The microkernel :func:`query_metrics_embeddings` runs here: ``"avx512"`` (14 x 32
+    tiles), ``"avx2"`` (6 x 16 tiles) or None (no fused path: portable level or no FMA)."""
 
 def bias_counts(
     scores: npt.NDArray[np.float32] | npt.NDArray[np.float64],

@@ -1,10 +1,10 @@
 //! Evaluation straight from embeddings, without ever writing the score matrix out.
 //!
-//! Scores `q · c` are computed tile by tile (14 questions x 32 candidates) by an AVX-512 FMA
-//! microkernel over packed panels, into a strip of at most `QB x CH` scores that stays in the
-//! core's L2 cache, and counted right there with the same compaction and threshold counting as
-//! [`crate::eval`]. Counts add up over the candidate chunks, so each question's metrics follow
-//! once the last chunk is counted.
+//! Scores `q · c` are computed tile by tile by an FMA microkernel over packed panels (AVX-512:
+//! 14 questions x 32 candidates; AVX2: 6 x 16), into a strip of at most `rows x CH` scores
+//! that stays in the core's L2 cache, and counted right there with the same compaction and
+//! threshold counting as [`crate::eval`]. Counts add up over the candidate chunks, so each
+//! question's metrics follow once the last chunk is counted.
 //!
 //! Exactness: every score is one sequential chain of fused multiply-adds over the dimensions
 //! `0..d`, starting from zero (a chunk of the dimensions is stored as f32 and picked up again
@@ -16,40 +16,164 @@ use rayon::prelude::*;
 
 use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, simd_level, Layout,
-    QueryMetrics, Relevance, Score, Scratch, Spec, COMPACT_PAD, SIMD_AVX512,
+    QueryMetrics, Relevance, Score, Scratch, Spec, COMPACT_PAD, SIMD_AVX2, SIMD_AVX512,
 };
 use crate::error::{try_vec, CoreError, CoreResult};
 
-/// Questions per microkernel tile (broadcast side).
-const MR: usize = 14;
-/// Candidates per microkernel tile (two vectors of 16).
-const NR: usize = 32;
-/// Dimensions per pass over a tile (keeps a candidate panel's slice in L1).
-const KC: usize = 192;
-/// Candidate columns per strip (a multiple of `NR`).
-const CH: usize = 1024;
-/// Micro-panels of questions per parallel task.
-const PANELS_PER_TASK: usize = 9;
+/// A microkernel: its tile shape and its tile and strip-counting routines, built for one SIMD
+/// level.
+trait Micro {
+    /// Questions per tile (broadcast side).
+    const MR: usize;
+    /// Candidates per tile (two vectors).
+    const NR: usize;
+    /// Dimensions per pass over a tile (keeps a candidate panel's slice in L1).
+    const KC: usize;
+    /// Micro-panels of questions per parallel task.
+    const PANELS: usize;
+    /// Candidate columns per strip (a multiple of `NR`; the strip, `MR * PANELS * CH` scores,
+    /// stays in L2).
+    const CH: usize;
+    /// The SIMD level of the counting code.
+    const LEVEL: u8;
 
-/// Whether this CPU can run the fused path (AVX-512F/BW/VL, FMA and POPCNT), and
-/// `HYBRIDRS_SIMD` does not cap the SIMD level below AVX-512.
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        simd_level() == SIMD_AVX512
-            && std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("popcnt")
+    /// The `MR x NR` tile (see [`tile_avx512`]).
+    ///
+    /// # Safety
+    /// As [`tile_avx512`], for this kernel's SIMD level and shape.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile(
+        q: *const f32,
+        c: *const f32,
+        kl: usize,
+        out: *mut f32,
+        ldo: usize,
+        first: bool,
+        pf: *const f32,
+        n_pf: usize,
+    );
+
+    /// The strip's counts (see [`count_strip`]).
+    ///
+    /// # Safety
+    /// This kernel's SIMD level must be available.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn count_strip(
+        strip: &Strip<'_>,
+        first_row: usize,
+        layout: &Layout,
+        states: &mut [RowState],
+        buf: &mut Vec<f32>,
+    ) -> CoreResult<()>;
+}
+
+/// The AVX-512 kernel: 14 x 32 tiles (28 accumulators of 16 lanes).
+#[cfg(target_arch = "x86_64")]
+struct Avx512;
+
+/// The AVX2 kernel: 6 x 16 tiles (12 accumulators of 8 lanes, of the 16 registers).
+#[cfg(target_arch = "x86_64")]
+struct Avx2;
+
+#[cfg(target_arch = "x86_64")]
+impl Micro for Avx512 {
+    const MR: usize = 14;
+    const NR: usize = 32;
+    const KC: usize = 192;
+    const PANELS: usize = 9;
+    const CH: usize = 1024;
+    const LEVEL: u8 = SIMD_AVX512;
+
+    unsafe fn tile(
+        q: *const f32,
+        c: *const f32,
+        kl: usize,
+        out: *mut f32,
+        ldo: usize,
+        first: bool,
+        pf: *const f32,
+        n_pf: usize,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { tile_avx512(q, c, kl, out, ldo, first, pf, n_pf) }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    unsafe fn count_strip(
+        strip: &Strip<'_>,
+        first_row: usize,
+        layout: &Layout,
+        states: &mut [RowState],
+        buf: &mut Vec<f32>,
+    ) -> CoreResult<()> {
+        // SAFETY: the caller's promise.
+        unsafe { count_strip_avx512(strip, first_row, layout, states, buf) }
     }
 }
 
-/// `MR x NR` tile of scores: `out[r][j] (+)= sum_k q[k][r] * c[k][j]` for `k` in `0..kl`, as
+#[cfg(target_arch = "x86_64")]
+impl Micro for Avx2 {
+    const MR: usize = AVX2_MR;
+    const NR: usize = AVX2_NR;
+    const KC: usize = 384;
+    const PANELS: usize = 21;
+    // 126 x 512 scores: 252 KiB, within a 512 KiB L2 (AMD Zen 2/3) beside the panels
+    const CH: usize = 512;
+    const LEVEL: u8 = SIMD_AVX2;
+
+    unsafe fn tile(
+        q: *const f32,
+        c: *const f32,
+        kl: usize,
+        out: *mut f32,
+        ldo: usize,
+        first: bool,
+        pf: *const f32,
+        n_pf: usize,
+    ) {
+        // SAFETY: the caller's promise.
+        unsafe { tile_avx2(q, c, kl, out, ldo, first, pf, n_pf) }
+    }
+
+    unsafe fn count_strip(
+        strip: &Strip<'_>,
+        first_row: usize,
+        layout: &Layout,
+        states: &mut [RowState],
+        buf: &mut Vec<f32>,
+    ) -> CoreResult<()> {
+        // SAFETY: the caller's promise.
+        unsafe { count_strip_avx2(strip, first_row, layout, states, buf) }
+    }
+}
+
+/// The fused kernel this CPU runs: AVX-512 (F, BW, VL, with FMA and POPCNT) or AVX2 (with FMA
+/// and POPCNT), capped like the counting code by `HYBRIDRS_SIMD`; `None` (portable level, or
+/// no FMA) when there is none.
+pub fn kernel_level() -> Option<u8> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fma = std::arch::is_x86_feature_detected!("fma");
+        match simd_level() {
+            // `simd_level` reports AVX-512 only with F, BW, VL and POPCNT, AVX2 only with
+            // AVX2 and POPCNT.
+            SIMD_AVX512 if fma => Some(SIMD_AVX512),
+            SIMD_AVX2 if fma => Some(SIMD_AVX2),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        None
+    }
+}
+
+/// Whether this CPU can run the fused path (AVX-512 or AVX2, each with FMA and POPCNT; see
+/// [`kernel_level`]).
+pub fn available() -> bool {
+    kernel_level().is_some()
+}
+
+/// The AVX-512 kernel's `MR x NR` tile of scores: `out[r][j] (+)= sum_k q[k][r] * c[k][j]` for `k` in `0..kl`, as
 /// one FMA chain per score. `q` is a k-major micro-panel (`MR` values per dimension), `c` a
 /// k-major panel (`NR` values per dimension); `first` starts the chains at zero, otherwise they
 /// continue from the values in `out` (row stride `ldo`).
@@ -65,7 +189,7 @@ pub fn available() -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,fma")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn tile(
+unsafe fn tile_avx512(
     q: *const f32,
     c: *const f32,
     kl: usize,
@@ -76,6 +200,8 @@ unsafe fn tile(
     n_pf: usize,
 ) {
     use std::arch::x86_64::*;
+    const MR: usize = Avx512::MR;
+    const NR: usize = Avx512::NR;
     // SAFETY: all pointer offsets stay inside the extents promised by the caller.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
@@ -109,6 +235,64 @@ unsafe fn tile(
 
 /// Dimensions of a tile per prefetched line of the next panel.
 const PF_EVERY: usize = 4;
+
+/// Questions per AVX2 tile.
+const AVX2_MR: usize = 6;
+/// Candidates per AVX2 tile (two vectors of 8).
+const AVX2_NR: usize = 16;
+
+/// The AVX2 kernel's `MR x NR` tile: the same as [`tile_avx512`] with 8-lane vectors (6 x 2
+/// accumulators, 2 candidate vectors and a broadcast: 15 of the 16 registers). Each lane is
+/// one FMA chain over the dimensions, as there.
+///
+/// # Safety
+/// AVX2 and FMA must be available; the extents as for [`tile_avx512`] with this shape.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2(
+    q: *const f32,
+    c: *const f32,
+    kl: usize,
+    out: *mut f32,
+    ldo: usize,
+    first: bool,
+    pf: *const f32,
+    n_pf: usize,
+) {
+    use std::arch::x86_64::*;
+    const MR: usize = AVX2_MR;
+    const NR: usize = AVX2_NR;
+    // SAFETY: all pointer offsets stay inside the extents promised by the caller.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        if !first {
+            for (r, a) in acc.iter_mut().enumerate() {
+                a[0] = _mm256_loadu_ps(out.add(r * ldo));
+                a[1] = _mm256_loadu_ps(out.add(r * ldo + 8));
+            }
+        }
+        for k in 0..kl {
+            if k % PF_EVERY == 0 && k / PF_EVERY < n_pf {
+                _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16 * (k / PF_EVERY)).cast());
+            }
+            let c0 = _mm256_loadu_ps(c.add(k * NR));
+            let c1 = _mm256_loadu_ps(c.add(k * NR + 8));
+            for (r, a) in acc.iter_mut().enumerate() {
+                let b = _mm256_broadcast_ss(&*q.add(k * MR + r));
+                a[0] = _mm256_fmadd_ps(b, c0, a[0]);
+                a[1] = _mm256_fmadd_ps(b, c1, a[1]);
+            }
+        }
+        for (r, a) in acc.iter().enumerate() {
+            _mm256_storeu_ps(out.add(r * ldo), a[0]);
+            _mm256_storeu_ps(out.add(r * ldo + 8), a[1]);
+        }
+        for b in kl.div_ceil(PF_EVERY)..n_pf {
+            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(16 * b).cast());
+        }
+    }
+}
 
 /// Scores of `q` against the candidate rows `cols` as the microkernel computes them: one FMA
 /// chain from zero per score. Eight chains run side by side (independent, so the FMA latency
@@ -304,26 +488,40 @@ unsafe fn count_dense(
     finite
 }
 
-/// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
-/// `first_row + i`), language by language, with the row kernel's [`count_slice`], built for
-/// AVX-512 like the row kernel's own dispatch.
-///
-/// # Safety
-/// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
-unsafe fn count_strip(
-    strip: &[f32],
+/// A strip of scores: the candidate columns `c0..end` of a task's questions, row `i` at
+/// `scores[i * stride..]`.
+#[derive(Clone, Copy)]
+struct Strip<'a> {
+    scores: &'a [f32],
+    stride: usize,
     c0: usize,
     end: usize,
+}
+
+/// Adds the counts of the strip's columns `c0..end` (row `i` of the strip is question
+/// `first_row + i`), language by language, with the row kernel's [`count_slice`] at SIMD level
+/// `LEVEL` (and, on AVX-512, [`count_dense`] for dense rows).
+///
+/// # Safety
+/// The SIMD level `LEVEL` must be available (the caller is built for it).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn count_strip<const LEVEL: u8>(
+    strip: &Strip<'_>,
     first_row: usize,
     layout: &Layout,
     states: &mut [RowState],
     buf: &mut Vec<f32>,
 ) -> CoreResult<()> {
     let (offsets, n_langs) = (&layout.offsets, layout.n_langs());
+    let Strip {
+        scores,
+        stride,
+        c0,
+        end,
+    } = *strip;
     for (i, st) in states.iter_mut().enumerate() {
-        let srow = &strip[i * CH..i * CH + (end - c0)];
+        let srow = &scores[i * stride..i * stride + (end - c0)];
         let t_min = lowest(&st.sc.thr);
         let mut finite = true;
         for l in layout.lang_of(c0)..n_langs {
@@ -337,16 +535,19 @@ unsafe fn count_strip(
             let slice = &srow[a - c0..b - c0];
             finite &= match &st.ties {
                 // Dense rows (compaction switched off): one comparison per score and threshold.
-                Some(ties) if !st.compact => count_dense(
-                    slice,
-                    ties,
-                    l,
-                    n_langs,
-                    &st.sc.thr,
-                    &mut st.sc.ge,
-                    &mut st.sc.gt,
-                ),
-                _ => count_slice::<f32, SIMD_AVX512>(
+                // SAFETY: the tables are only built for the AVX-512 kernel (`LEVEL`).
+                Some(ties) if LEVEL == SIMD_AVX512 && !st.compact => unsafe {
+                    count_dense(
+                        slice,
+                        ties,
+                        l,
+                        n_langs,
+                        &st.sc.thr,
+                        &mut st.sc.ge,
+                        &mut st.sc.gt,
+                    )
+                },
+                _ => count_slice::<f32, LEVEL>(
                     slice,
                     l,
                     n_langs,
@@ -364,6 +565,40 @@ unsafe fn count_strip(
         }
     }
     Ok(())
+}
+
+/// [`count_strip`] built for AVX-512.
+///
+/// # Safety
+/// AVX-512F, AVX-512BW, AVX-512VL and POPCNT must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,popcnt")]
+unsafe fn count_strip_avx512(
+    strip: &Strip<'_>,
+    first_row: usize,
+    layout: &Layout,
+    states: &mut [RowState],
+    buf: &mut Vec<f32>,
+) -> CoreResult<()> {
+    // SAFETY: AVX-512 is available (the caller's promise).
+    unsafe { count_strip::<SIMD_AVX512>(strip, first_row, layout, states, buf) }
+}
+
+/// [`count_strip`] built for AVX2.
+///
+/// # Safety
+/// AVX2 and POPCNT must be available.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,popcnt")]
+unsafe fn count_strip_avx2(
+    strip: &Strip<'_>,
+    first_row: usize,
+    layout: &Layout,
+    states: &mut [RowState],
+    buf: &mut Vec<f32>,
+) -> CoreResult<()> {
+    // SAFETY: AVX2 is available (the caller's promise).
+    unsafe { count_strip::<SIMD_AVX2>(strip, first_row, layout, states, buf) }
 }
 
 /// Per-question metrics of the questions `first_row..first_row + n` whose embeddings are the
@@ -414,24 +649,61 @@ pub fn query_metrics_embeddings(
             "has no candidates",
         ));
     }
-    if !available() {
-        return Err(CoreError::value(
+    let level = kernel_level().ok_or_else(|| {
+        CoreError::value(
             "backend",
-            "the fused path needs a CPU with AVX-512F and FMA; use the blocked path",
-        ));
-    }
+            "the fused path needs an x86-64 CPU with AVX2 (or AVX-512) and FMA; use the blocked \
+             path",
+        )
+    })?;
     #[cfg(target_arch = "x86_64")]
     {
-        run(queries, candidates, dim, first_row, rel, layout, spec)
+        // SAFETY: `kernel_level` reported the level's features.
+        unsafe {
+            run_level(
+                level, queries, candidates, dim, first_row, rel, layout, spec,
+            )
+        }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        unreachable!("available() is false off x86_64")
+        let _ = level;
+        unreachable!("kernel_level() is None off x86_64")
     }
 }
 
+/// [`run`] with the kernel of SIMD level `level`.
+///
+/// # Safety
+/// The level's features must be available (see [`kernel_level`]).
 #[cfg(target_arch = "x86_64")]
-fn run(
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_level(
+    level: u8,
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    first_row: usize,
+    rel: &Relevance<'_>,
+    layout: &Layout,
+    spec: &Spec,
+) -> CoreResult<QueryMetrics> {
+    // SAFETY: the caller's promise.
+    unsafe {
+        if level == SIMD_AVX512 {
+            run::<Avx512>(queries, candidates, dim, first_row, rel, layout, spec)
+        } else {
+            run::<Avx2>(queries, candidates, dim, first_row, rel, layout, spec)
+        }
+    }
+}
+
+/// The fused evaluation with kernel `K` (inputs already checked).
+///
+/// # Safety
+/// `K`'s SIMD level and FMA must be available.
+#[cfg(target_arch = "x86_64")]
+unsafe fn run<K: Micro>(
     queries: &[f32],
     candidates: &[f32],
     dim: usize,
@@ -445,25 +717,26 @@ fn run(
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
 
+    let nr = K::NR;
     // Candidate panels: NR candidates, k-major, zero-padded past n_c.
-    let n_panels = n_c.div_ceil(NR);
-    let mut packed = try_vec("candidate_embeddings", &[n_panels, NR, dim], 0f32)?;
+    let n_panels = n_c.div_ceil(nr);
+    let mut packed = try_vec("candidate_embeddings", &[n_panels, nr, dim], 0f32)?;
     packed
-        .par_chunks_mut(NR * dim)
+        .par_chunks_mut(nr * dim)
         .enumerate()
         .for_each(|(p, panel)| {
-            for j in 0..NR {
-                let col = p * NR + j;
+            for j in 0..nr {
+                let col = p * nr + j;
                 if col < n_c {
                     let src = &candidates[col * dim..(col + 1) * dim];
                     for (k, &v) in src.iter().enumerate() {
-                        panel[k * NR + j] = v;
+                        panel[k * nr + j] = v;
                     }
                 }
             }
         });
 
-    let r = MR * PANELS_PER_TASK;
+    let r = K::MR * K::PANELS;
     in_tasks(
         n_q,
         n_langs,
@@ -473,16 +746,19 @@ fn run(
         |_, task, out| {
             let rows = out.rows();
             let qs = &queries[task * r * dim..(task * r + rows) * dim];
-            let mut states = block_counts(
-                qs,
-                rows,
-                first_row + task * r,
-                &packed,
-                candidates,
-                dim,
-                rel,
-                layout,
-            )?;
+            // SAFETY: the caller's promise.
+            let mut states = unsafe {
+                block_counts::<K>(
+                    qs,
+                    rows,
+                    first_row + task * r,
+                    &packed,
+                    candidates,
+                    dim,
+                    rel,
+                    layout,
+                )?
+            };
             for (i, st) in states.iter_mut().enumerate() {
                 finish_row(&mut st.sc, layout, spec, out.sink(i));
             }
@@ -491,10 +767,14 @@ fn run(
     )
 }
 
-/// The counts of one task's questions (`rows` of `qs`, global index `first_row + i`).
+/// The counts of one task's questions (`rows` of `qs`, global index `first_row + i`), by
+/// kernel `K`.
+///
+/// # Safety
+/// `K`'s SIMD level and FMA must be available.
 #[cfg(target_arch = "x86_64")]
 #[allow(clippy::too_many_arguments)]
-fn block_counts(
+unsafe fn block_counts<K: Micro>(
     qs: &[f32],
     rows: usize,
     first_row: usize,
@@ -506,15 +786,16 @@ fn block_counts(
 ) -> CoreResult<Vec<RowState>> {
     let n_c = layout.n_candidates();
     let n_langs = layout.n_langs();
-    let n_micro = rows.div_ceil(MR);
+    let (mr, nr, kc, ch) = (K::MR, K::NR, K::KC, K::CH);
+    let n_micro = rows.div_ceil(mr);
 
     // Question micro-panels, k-major, zero-padded past `rows`.
-    let mut qp = try_vec("query_embeddings", &[n_micro, MR, dim], 0f32)?;
+    let mut qp = try_vec("query_embeddings", &[n_micro, mr, dim], 0f32)?;
     for i in 0..rows {
-        let (mp, r) = (i / MR, i % MR);
-        let dst = &mut qp[mp * MR * dim..(mp + 1) * MR * dim];
+        let (mp, r) = (i / mr, i % mr);
+        let dst = &mut qp[mp * mr * dim..(mp + 1) * mr * dim];
         for (k, &v) in qs[i * dim..(i + 1) * dim].iter().enumerate() {
-            dst[k * MR + r] = v;
+            dst[k * mr + r] = v;
         }
     }
 
@@ -524,9 +805,14 @@ fn block_counts(
             let mut sc = Scratch::<f32>::default();
             relevant_columns(&mut sc, rel, first_row + i, n_langs);
             let q = &qs[i * dim..(i + 1) * dim];
-            // SAFETY: FMA is available (checked by `available()` before `run`).
+            // SAFETY: FMA is available (the caller's promise).
             unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
-            let ties = TieTable::new(&sc.thr);
+            // (the tie tables serve the AVX-512 dense counting only)
+            let ties = if K::LEVEL == SIMD_AVX512 {
+                TieTable::new(&sc.thr)
+            } else {
+                None
+            };
             RowState {
                 sc,
                 compact: true,
@@ -535,39 +821,40 @@ fn block_counts(
         })
         .collect();
 
-    let width = n_c.div_ceil(NR) * NR;
-    let mut strip = vec![0f32; n_micro * MR * CH];
-    let mut buf = vec![0f32; CH + COMPACT_PAD];
+    let width = n_c.div_ceil(nr) * nr;
+    let mut strip = vec![0f32; n_micro * mr * ch];
+    let mut buf = vec![0f32; ch + COMPACT_PAD];
     let mut c0 = 0;
     while c0 < width {
-        let c1 = (c0 + CH).min(width);
-        for p in c0 / NR..c1 / NR {
-            let panel = &packed[p * NR * dim..(p + 1) * NR * dim];
+        let c1 = (c0 + ch).min(width);
+        for p in c0 / nr..c1 / nr {
+            let panel = &packed[p * nr * dim..(p + 1) * nr * dim];
             // The next panel is asked for (into L2) while this one is multiplied: a share of
             // its lines per tile, spread over the tile's dimensions.
-            let lines = if (p + 2) * NR * dim <= packed.len() {
-                NR * dim / 16
+            let lines = if (p + 2) * nr * dim <= packed.len() {
+                nr * dim / 16
             } else {
                 0
             };
-            let share = lines.div_ceil(n_micro * dim.div_ceil(KC));
-            let next = packed.as_ptr().wrapping_add((p + 1) * NR * dim);
+            let share = lines.div_ceil(n_micro * dim.div_ceil(kc));
+            let next = packed.as_ptr().wrapping_add((p + 1) * nr * dim);
             let mut line = 0;
             let mut k0 = 0;
             while k0 < dim {
-                let kl = KC.min(dim - k0);
+                let kl = kc.min(dim - k0);
                 for mp in 0..n_micro {
                     let n_pf = share.min(lines - line);
-                    // SAFETY: AVX-512F and FMA are available; the micro-panel holds `dim * MR`
-                    // values from `k0 * MR`, the panel `dim * NR` from `k0 * NR`, and the strip
-                    // `n_micro * MR` rows of `CH >= c1 - c0` values.
+                    // SAFETY: `K`'s features are available (the caller's promise); the
+                    // micro-panel holds `dim * MR` values from `k0 * MR`, the panel `dim * NR`
+                    // from `k0 * NR`, and the strip `n_micro * MR` rows of `CH >= c1 - c0`
+                    // values.
                     unsafe {
-                        tile(
-                            qp.as_ptr().add(mp * MR * dim + k0 * MR),
-                            panel.as_ptr().add(k0 * NR),
+                        K::tile(
+                            qp.as_ptr().add(mp * mr * dim + k0 * mr),
+                            panel.as_ptr().add(k0 * nr),
                             kl,
-                            strip.as_mut_ptr().add(mp * MR * CH + (p * NR - c0)),
-                            CH,
+                            strip.as_mut_ptr().add(mp * mr * ch + (p * nr - c0)),
+                            ch,
                             k0 == 0,
                             next.wrapping_add(16 * line),
                             n_pf,
@@ -578,12 +865,15 @@ fn block_counts(
                 k0 += kl;
             }
         }
-        // SAFETY: AVX-512F, AVX-512BW/VL and POPCNT are available (`available()`).
+        // SAFETY: `K`'s features are available (the caller's promise).
         unsafe {
-            count_strip(
-                &strip,
-                c0,
-                c1.min(n_c),
+            K::count_strip(
+                &Strip {
+                    scores: &strip,
+                    stride: ch,
+                    c0,
+                    end: c1.min(n_c),
+                },
                 first_row,
                 layout,
                 &mut states,
@@ -606,6 +896,25 @@ mod tests {
             .iter()
             .map(|&x| (x * 2.0 - 1.0) as f32)
             .collect()
+    }
+
+    /// The fused kernels this CPU runs, whatever `HYBRIDRS_SIMD` says (each is tested).
+    fn levels() -> Vec<u8> {
+        let has = |f: bool| f && std::arch::is_x86_feature_detected!("fma");
+        let mut out = Vec::new();
+        if has(std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+            && std::arch::is_x86_feature_detected!("popcnt"))
+        {
+            out.push(SIMD_AVX512);
+        }
+        if has(std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("popcnt"))
+        {
+            out.push(SIMD_AVX2);
+        }
+        out
     }
 
     fn check(n_q: usize, offs: &[i64], dim: usize, integer: bool, seed: u64) {
@@ -653,31 +962,47 @@ mod tests {
             .collect();
         let want = query_metrics(&scores, n_q, 0, &rel, &layout, &spec).unwrap();
         let got = query_metrics_embeddings(&q, &c, dim, 0, &rel, &layout, &spec).unwrap();
+        for level in levels() {
+            // SAFETY: the CPU runs `level` (`levels`).
+            let got = unsafe { run_level(level, &q, &c, dim, 0, &rel, &layout, &spec) }.unwrap();
+            check_same(&got, &want, level);
+            let tail = n_q / 2;
+            // SAFETY: likewise.
+            let part =
+                unsafe { run_level(level, &q[tail * dim..], &c, dim, tail, &rel, &layout, &spec) }
+                    .unwrap();
+            assert_eq!(part.ap.len(), n_q - tail);
+            assert!(
+                part.ap
+                    .iter()
+                    .zip(&want.ap[tail..])
+                    .all(|(x, y)| x == y || (x.is_nan() && y.is_nan())),
+                "ap from first_row, level {level}"
+            );
+        }
+        check_same(&got, &want, simd_level());
+    }
+
+    fn check_same(got: &QueryMetrics, want: &QueryMetrics, level: u8) {
         let same = |a: &[f64], b: &[f64]| {
             a.len() == b.len()
                 && a.iter()
                     .zip(b)
                     .all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
         };
-        assert!(same(&got.ap, &want.ap), "ap");
-        assert!(same(&got.lang_ap, &want.lang_ap), "lang_ap");
+        assert!(same(&got.ap, &want.ap), "ap, level {level}");
+        assert!(same(&got.lang_ap, &want.lang_ap), "lang_ap, level {level}");
         assert!(
             same(&got.rank_distance, &want.rank_distance),
-            "rank distance"
+            "rank distance, level {level}"
         );
-        assert!(same(&got.recall, &want.recall), "recall");
-        assert!(same(&got.lang_recall, &want.lang_recall), "lang recall");
-        assert!(same(&got.ap_at_k, &want.ap_at_k), "ap@k");
+        assert!(same(&got.recall, &want.recall), "recall, level {level}");
+        assert!(
+            same(&got.lang_recall, &want.lang_recall),
+            "lang recall, level {level}"
+        );
+        assert!(same(&got.ap_at_k, &want.ap_at_k), "ap@k, level {level}");
         assert_eq!(got.n_relevant, want.n_relevant);
-        // The same from a later first row (the tail of the questions only).
-        let tail = n_q / 2;
-        let part = query_metrics_embeddings(&q[tail * dim..], &c, dim, tail, &rel, &layout, &spec)
-            .unwrap();
-        assert!(same(&part.ap, &want.ap[tail..]), "ap from first_row");
-        assert!(same(
-            &part.lang_ap,
-            &want.lang_ap[tail * offs.len().saturating_sub(1)..]
-        ));
     }
 
     #[test]
@@ -692,6 +1017,8 @@ mod tests {
         check(130, &[0, 700, 1500, 2100], 200, false, 3);
         check(127, &[0, 333, 1030, 1100, 2050], 400, true, 4);
         check(15, &[0, 0, 64, 64, 96], 33, true, 5);
+        // several tasks and three dimension passes of either kernel
+        check(260, &[0, 100, 1200], 800, false, 6);
     }
 
     #[test]
@@ -788,6 +1115,21 @@ mod tests {
                 ..
             }
         ));
+        for level in levels() {
+            // SAFETY: the CPU runs `level` (`levels`).
+            let err = unsafe { run_level(level, &q, &c, 2, 0, &rel, &layout, &spec) }.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CoreError::NonFinite {
+                        row: 0,
+                        col: 33,
+                        ..
+                    }
+                ),
+                "level {level}"
+            );
+        }
         let err = query_metrics_embeddings(&q, &c[..78], 2, 0, &rel, &layout, &spec).unwrap_err();
         assert!(matches!(err, CoreError::Shape { .. }));
         let err = query_metrics_embeddings(&q, &c, 2, 1, &rel, &layout, &spec).unwrap_err();

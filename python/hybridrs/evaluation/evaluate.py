@@ -166,7 +166,8 @@ def _choose_backend(backend: str, dtype: np.dtype[Any]) -> bool:
     if backend == "fused":
         if not can:
             raise ValueError(
-                "backend: 'fused' needs a CPU with AVX-512F and FMA; use 'blocked' or 'auto'"
+                "backend: 'fused' needs an x86-64 CPU with AVX2 (or AVX-512) and FMA, and "
+                "HYBRIDRS_SIMD not set to 'portable'; use 'blocked' or 'auto'"
             )
         if dtype != np.float32:
             raise ValueError(
@@ -198,14 +199,15 @@ def evaluate(
       ``(n_questions, n_candidates)`` (higher is better). Read without a copy when C-contiguous.
     * ``evaluate(dataset, query_embeddings, candidate_embeddings)``: dot-product scores,
       never holding the whole matrix. Normalise the embeddings first for cosine similarity.
-      With float32 embeddings on a CPU with AVX-512 (``backend="fused"``, chosen by
-      ``"auto"``), Rust computes the scores tile by tile and counts them while they are in
-      cache, in about the time of the bare matmul; otherwise (``backend="blocked"``) one
-      thread per core multiplies a block of rows (single-threaded BLAS) and counts it at once
-      with the Rust kernel on the same thread (also within about 1.2x the bare matmul on an
-      AVX2 CPU; see BENCHMARKS.md). Both give the
-      exact metrics of the scores they compute; the two score sums may differ in the last bit
-      (summation order), as any two BLAS calls may.
+      With float32 embeddings on an x86-64 CPU with AVX-512 or AVX2 and FMA
+      (``backend="fused"``, chosen by ``"auto"``), Rust computes the scores tile by tile and
+      counts them while they are in cache, in about the time of the bare matmul; each score is
+      one FMA chain over the dimensions, so the AVX-512 and AVX2 kernels give the same metrics
+      bit for bit. Otherwise (``backend="blocked"``) one thread per core multiplies a block of
+      rows (single-threaded BLAS) and counts it at once with the Rust kernel on the same thread
+      (also within about 1.2x the bare matmul; see BENCHMARKS.md). Both give the exact metrics
+      of the scores they compute; the two score sums may differ in the last bit (summation
+      order), as any two BLAS calls may.
 
     Args:
         dataset: The retrieval set (see :func:`hybridrs.load_lareqa`).
