@@ -36,36 +36,20 @@ trait Micro {
     const CH: usize;
     /// The SIMD level of the counting code.
     const LEVEL: u8;
-
-    /// The `MR x NR` tile (see [`tile_avx512`]).
-    ///
-    /// # Safety
-    /// As [`tile_avx512`], for this kernel's SIMD level and shape.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn tile(
-        q: *const f32,
-        c: *const f32,
-        kl: usize,
-        out: *mut f32,
-        ldo: usize,
-        first: bool,
-        pf: *const f32,
-        n_pf: usize,
-    );
-
-    /// The strip's counts (see [`count_strip`]).
-    ///
-    /// # Safety
-    /// This kernel's SIMD level must be available.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn count_strip(
-        strip: &Strip<'_>,
-        first_row: usize,
-        layout: &Layout,
-        states: &mut [RowState],
-        buf: &mut Vec<f32>,
-    ) -> CoreResult<()>;
+    /// The `MR x NR` tile (see [`tile_avx512`]); unsafe to call: as [`tile_avx512`], for
+    /// this kernel's SIMD level and shape.
+    const TILE: TileFn;
+    /// The strip's counts (see [`count_strip`]); unsafe to call: this kernel's SIMD level
+    /// must be available.
+    const COUNT_STRIP: CountStripFn;
 }
+
+/// A microkernel's tile routine: `(q, c, kl, out, ldo, first, pf, n_pf)`.
+type TileFn = unsafe fn(*const f32, *const f32, usize, *mut f32, usize, bool, *const f32, usize);
+
+/// A microkernel's strip counting: `(strip, first_row, layout, states, buf)`.
+type CountStripFn =
+    unsafe fn(&Strip<'_>, usize, &Layout, &mut [RowState], &mut Vec<f32>) -> CoreResult<()>;
 
 /// The AVX-512 kernel: 14 x 32 tiles (28 accumulators of 16 lanes).
 #[cfg(target_arch = "x86_64")]
@@ -83,31 +67,8 @@ impl Micro for Avx512 {
     const PANELS: usize = 9;
     const CH: usize = 1024;
     const LEVEL: u8 = SIMD_AVX512;
-
-    unsafe fn tile(
-        q: *const f32,
-        c: *const f32,
-        kl: usize,
-        out: *mut f32,
-        ldo: usize,
-        first: bool,
-        pf: *const f32,
-        n_pf: usize,
-    ) {
-        // SAFETY: the caller's promise.
-        unsafe { tile_avx512(q, c, kl, out, ldo, first, pf, n_pf) }
-    }
-
-    unsafe fn count_strip(
-        strip: &Strip<'_>,
-        first_row: usize,
-        layout: &Layout,
-        states: &mut [RowState],
-        buf: &mut Vec<f32>,
-    ) -> CoreResult<()> {
-        // SAFETY: the caller's promise.
-        unsafe { count_strip_avx512(strip, first_row, layout, states, buf) }
-    }
+    const TILE: TileFn = tile_avx512;
+    const COUNT_STRIP: CountStripFn = count_strip_avx512;
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -119,31 +80,8 @@ impl Micro for Avx2 {
     // 126 x 512 scores: 252 KiB, within a 512 KiB L2 (AMD Zen 2/3) beside the panels
     const CH: usize = 512;
     const LEVEL: u8 = SIMD_AVX2;
-
-    unsafe fn tile(
-        q: *const f32,
-        c: *const f32,
-        kl: usize,
-        out: *mut f32,
-        ldo: usize,
-        first: bool,
-        pf: *const f32,
-        n_pf: usize,
-    ) {
-        // SAFETY: the caller's promise.
-        unsafe { tile_avx2(q, c, kl, out, ldo, first, pf, n_pf) }
-    }
-
-    unsafe fn count_strip(
-        strip: &Strip<'_>,
-        first_row: usize,
-        layout: &Layout,
-        states: &mut [RowState],
-        buf: &mut Vec<f32>,
-    ) -> CoreResult<()> {
-        // SAFETY: the caller's promise.
-        unsafe { count_strip_avx2(strip, first_row, layout, states, buf) }
-    }
+    const TILE: TileFn = tile_avx2;
+    const COUNT_STRIP: CountStripFn = count_strip_avx2;
 }
 
 /// The fused kernel this CPU runs: AVX-512 (F, BW, VL, with FMA and POPCNT) or AVX2 (with FMA
@@ -864,7 +802,7 @@ unsafe fn block_counts<K: Micro>(
                     // from `k0 * NR`, and the strip `n_micro * MR` rows of `CH >= c1 - c0`
                     // values.
                     unsafe {
-                        K::tile(
+                        (K::TILE)(
                             qp.as_ptr().add(mp * mr * dim + k0 * mr),
                             panel.as_ptr().add(k0 * nr),
                             kl,
@@ -882,7 +820,7 @@ unsafe fn block_counts<K: Micro>(
         }
         // SAFETY: `K`'s features are available (the caller's promise).
         unsafe {
-            K::count_strip(
+            (K::COUNT_STRIP)(
                 &Strip {
                     scores: &strip,
                     stride: ch,
