@@ -47,6 +47,13 @@ test-rust:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features python -- -D warnings
+	# The portable build (no x86 SIMD at all) must build and lint clean on another target.
+	@if rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1; then \
+		echo "cargo clippy --all-targets --target aarch64-unknown-linux-gnu -- -D warnings"; \
+		cargo clippy --all-targets --target aarch64-unknown-linux-gnu -- -D warnings; \
+	else \
+		echo "test-rust: SKIPPED the aarch64 (portable) build check: rustup cannot add the target here" >&2; \
+	fi
 
 lint: setup
 	$(VENV)/bin/ruff check python tests benches fuzz experiments
