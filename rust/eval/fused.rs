@@ -77,8 +77,8 @@ impl Micro for Avx512 {
 
 #[cfg(target_arch = "x86_64")]
 impl Micro for Avx2 {
-    const MR: usize = AVX2_MR;
-    const NR: usize = AVX2_NR;
+    const MR: usize = 6;
+    const NR: usize = 16;
     const KC: usize = 384;
     // 96 questions a task: their micro-panels (147 KiB at d = 384), the 96 x 512 strip
     // (196 KiB) and two candidate panels (48 KiB) fit a 512 KiB L2 (AMD Zen 2/3); on the Intel
@@ -117,10 +117,10 @@ pub fn available() -> bool {
     kernel_level().is_some()
 }
 
-/// The AVX-512 kernel's `MR x NR` tile of scores: `out[r][j] (+)= sum_k q[k][r] * c[k][j]` for `k` in `0..kl`, as
-/// one FMA chain per score. `q` is a k-major micro-panel (`MR` values per dimension), `c` a
-/// k-major panel (`NR` values per dimension); `first` starts the chains at zero, otherwise they
-/// continue from the values in `out` (row stride `ldo`).
+/// The AVX-512 kernel's `MR x NR` tile of scores: `out[r][j] (+)= sum_k q[k][r] * c[k][j]`
+/// for `k` in `0..kl`, as one FMA chain per score. `q` is a k-major micro-panel (`MR` values
+/// per dimension), `c` a k-major panel (`NR` values per dimension); `first` starts the chains
+/// at zero, otherwise they continue from the values in `out` (row stride `ldo`).
 ///
 /// Meanwhile the `n_pf` cache lines from `pf` (the next candidate panel's share) are asked
 /// for, one every [`PF_EVERY`] dimensions (a burst of prefetches would wait on each other:
@@ -182,11 +182,6 @@ unsafe fn tile_avx512(
 /// Dimensions of a tile per prefetched line of the next panel.
 const PF_EVERY: usize = 4;
 
-/// Questions per AVX2 tile.
-const AVX2_MR: usize = 6;
-/// Candidates per AVX2 tile (two vectors of 8).
-const AVX2_NR: usize = 16;
-
 /// The AVX2 kernel's `MR x NR` tile: the same as [`tile_avx512`] with 8-lane vectors (6 x 2
 /// accumulators, 2 candidate vectors and a broadcast: 15 of the 16 registers). Each lane is
 /// one FMA chain over the dimensions, as there.
@@ -207,8 +202,8 @@ unsafe fn tile_avx2(
     n_pf: usize,
 ) {
     use std::arch::x86_64::*;
-    const MR: usize = AVX2_MR;
-    const NR: usize = AVX2_NR;
+    const MR: usize = Avx2::MR;
+    const NR: usize = Avx2::NR;
     // SAFETY: all pointer offsets stay inside the extents promised by the caller.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
