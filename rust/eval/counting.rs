@@ -304,8 +304,8 @@ pub fn simd_level() -> u8 {
     })
 }
 
-/// The best SIMD level of the CPU.
-fn cpu_level() -> u8 {
+/// The best SIMD level of the CPU (whatever `HYBRIDRS_SIMD` says).
+pub(crate) fn cpu_level() -> u8 {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f")

@@ -94,19 +94,23 @@ impl Micro for Avx2 {
 /// and POPCNT), capped like the counting code by `HYBRIDRS_SIMD`; `None` (portable level, or
 /// no FMA) when there is none.
 pub fn kernel_level() -> Option<u8> {
+    kernel_for(simd_level())
+}
+
+/// The fused kernel of SIMD level `level` (as [`simd_level`] or [`super::cpu_level`] report it:
+/// AVX-512 only with F, BW, VL and POPCNT, AVX2 only with AVX2 and POPCNT), given FMA.
+fn kernel_for(level: u8) -> Option<u8> {
     #[cfg(target_arch = "x86_64")]
     {
         let fma = std::arch::is_x86_feature_detected!("fma");
-        match simd_level() {
-            // `simd_level` reports AVX-512 only with F, BW, VL and POPCNT, AVX2 only with
-            // AVX2 and POPCNT.
-            SIMD_AVX512 if fma => Some(SIMD_AVX512),
-            SIMD_AVX2 if fma => Some(SIMD_AVX2),
+        match level {
+            SIMD_AVX512 | SIMD_AVX2 if fma => Some(level),
             _ => None,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        let _ = level;
         None
     }
 }
@@ -842,7 +846,7 @@ unsafe fn block_counts<K: Micro>(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-    use crate::eval::{query_metrics, MapNorm};
+    use crate::eval::{cpu_level, query_metrics, MapNorm};
 
     /// Pseudo-random values in [-1, 1).
     fn lcg(seed: u64, n: usize) -> Vec<f32> {
@@ -854,21 +858,11 @@ mod tests {
 
     /// The fused kernels this CPU runs, whatever `HYBRIDRS_SIMD` says (each is tested).
     fn levels() -> Vec<u8> {
-        let has = |f: bool| f && std::arch::is_x86_feature_detected!("fma");
-        let mut out = Vec::new();
-        if has(std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512bw")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-            && std::arch::is_x86_feature_detected!("popcnt"))
-        {
-            out.push(SIMD_AVX512);
-        }
-        if has(std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("popcnt"))
-        {
-            out.push(SIMD_AVX2);
-        }
-        out
+        let top = kernel_for(cpu_level());
+        [SIMD_AVX512, SIMD_AVX2]
+            .into_iter()
+            .filter(|&l| top.is_some_and(|t| l <= t))
+            .collect()
     }
 
     fn check(n_q: usize, offs: &[i64], dim: usize, integer: bool, seed: u64) {
