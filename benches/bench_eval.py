@@ -218,25 +218,22 @@ def main() -> None:
     args = ap.parse_args()
 
     ds = hybridrs.load_lareqa(DATA)
-    scores = TfidfEncoder().scores(ds)
     print(
         f"machine: {cpu_model()}, {os.cpu_count()} cores, SIMD level used "
         f"{hybridrs._core.simd_level()} (HYBRIDRS_SIMD caps it), fused kernel "
         f"{hybridrs._core.fused_kernel()}, BLAS {blas_core()}, python "
         f"{platform.python_version()}, numpy {np.__version__}"
     )
+    if args.embeddings_only:  # no TF-IDF scores needed
+        print(f"XQuAD-R: {ds.n_questions} questions x {ds.n_candidates} candidates")
+        print_embeddings_rows(time_embeddings(ds, args))
+        return
+    scores = TfidfEncoder().scores(ds)
     print(
         f"XQuAD-R: {ds.n_questions} questions x {ds.n_candidates} candidates "
         f"({scores.nbytes / 2**20:.0f} MiB float32), TF-IDF scores"
     )
 
-    if args.embeddings_only:
-        del scores
-        for name, qc in embeddings_sets(ds, args).items():
-            print(f"\nembeddings path, d = 384, float32: {name}")
-            for what, sec, note in embeddings_rows(ds, *qc, args.repeat):
-                print(f"{what:48s} {sec:10.4f}  {note}")
-        return
     t_rust = best_of(lambda: hybridrs.evaluate(ds, scores), args.repeat)
     t_read = best_of(lambda: scores.max(axis=1), args.repeat)
     if args.counting_only:
@@ -254,8 +251,7 @@ def main() -> None:
     t_sk = (time.perf_counter() - t0) * ds.n_questions / n
     sk_note = "" if n == ds.n_questions else f" (timed on {n} questions, scaled to all)"
 
-    emb = embeddings_sets(ds, args)
-    emb_rows = {name: embeddings_rows(ds, *qc, args.repeat) for name, qc in emb.items()}
+    emb_rows = time_embeddings(ds, args)
 
     print()
     print(f"{'what':44s} {'seconds':>10s} {'ratio':>12s}")
@@ -269,6 +265,19 @@ def main() -> None:
         f"{'sklearn loop' + sk_note:44s} {t_sk:10.1f} {t_sk / t_rust:11.0f}x  faster "
         "(target >= 1000)"
     )
+    print_embeddings_rows(emb_rows)
+
+
+def time_embeddings(ds, args) -> dict[str, list[tuple[str, float, str]]]:
+    """The embeddings path's rows (see :func:`embeddings_rows`) for each set of embeddings."""
+    return {
+        name: embeddings_rows(ds, *qc, args.repeat)
+        for name, qc in embeddings_sets(ds, args).items()
+    }
+
+
+def print_embeddings_rows(emb_rows: dict[str, list[tuple[str, float, str]]]) -> None:
+    """The embeddings path's table of each set of embeddings."""
     for name, rows in emb_rows.items():
         print(f"\nembeddings path, d = 384, float32: {name}")
         for what, sec, note in rows:
