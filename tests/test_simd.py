@@ -34,9 +34,10 @@ np.savez(sys.argv[2], **out)
 """
 
 
-def _run(level: str, path) -> dict:
+def _run(level: str, path, script: str = SCRIPT) -> dict:
+    """The arrays ``script`` saves, run at SIMD level ``level`` on XQuAD-R in a subprocess."""
     env = {**os.environ, "HYBRIDRS_SIMD": level}
-    subprocess.run([sys.executable, "-c", SCRIPT, str(XQUAD), str(path)], env=env, check=True,
+    subprocess.run([sys.executable, "-c", script, str(XQUAD), str(path)], env=env, check=True,
                    timeout=600)  # fmt: skip
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
@@ -90,20 +91,12 @@ np.savez(sys.argv[2], **out)
 """
 
 
-def _run_fused(level: str, path) -> dict:
-    env = {**os.environ, "HYBRIDRS_SIMD": level}
-    subprocess.run([sys.executable, "-c", FUSED_SCRIPT, str(XQUAD), str(path)], env=env,
-                   check=True, timeout=600)  # fmt: skip
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
-
-
 def test_fused_kernels_give_the_same_metrics_and_portable_has_none(tmp_path):
     """The AVX-512 and AVX2 microkernels compute each score as the same FMA chain, so their
     metrics agree bit for bit; at the portable level the fused path is refused with a clear
     message and ``"auto"`` falls back to the blocked backend."""
     levels = ("portable", "avx2", "avx512")
-    res = {lvl: _run_fused(lvl, tmp_path / f"f-{lvl}.npz") for lvl in levels}
+    res = {lvl: _run(lvl, tmp_path / f"f-{lvl}.npz", FUSED_SCRIPT) for lvl in levels}
     assert str(res["portable"]["kernel"]) == "None"
     assert "needs an x86-64 CPU with AVX2" in str(res["portable"]["error"])
     ran = [lvl for lvl in ("avx2", "avx512") if "error" not in res[lvl]]
