@@ -31,7 +31,7 @@ def load_transformer(path: str | Path, device: Any = "cpu") -> tuple[Any, Any]:
 
     root = Path(path)
     tokenizer = AutoTokenizer.from_pretrained(str(root), local_files_only=True)
-    extra = (
+    extra: dict[str, Any] = (
         {"add_pooling_layer": False}
         if read_json(root / "config.json").get("model_type") == "bert" and not _has_pooler(root)
         else {}
