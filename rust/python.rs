@@ -262,6 +262,98 @@ fn query_metrics_embeddings<'py>(
         map_norm,
     )?;
     let (spec, layout, rel) = (&args.spec, args.layout()?, args.relevance()?);
+    let (q, c, dim) = embedding_pair(query_embeddings, candidate_embeddings)?;
+    let (qs, cs) = (
+        contiguous(&q, "query_embeddings")?,
+        contiguous(&c, "candidate_embeddings")?,
+    );
+    let m = detached(py, || {
+        eval::fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
+    })?;
+    metrics_dict(py, m)
+}
+
+/// The five arrays of [`fused_shard_counts`].
+type ShardArrays<'py> = (
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<f32>>,
+    Bound<'py, PyArray1<u32>>,
+    Bound<'py, PyArray1<u32>>,
+);
+
+/// The fused path over one candidate shard (counts against given thresholds, and each
+/// question's largest scores); see `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (query_embeddings, candidate_embeddings, first_row, lang_offsets, thr_indptr, thresholds, k))]
+#[allow(clippy::too_many_arguments)]
+fn fused_shard_counts<'py>(
+    py: Python<'py>,
+    query_embeddings: &Bound<'py, PyAny>,
+    candidate_embeddings: &Bound<'py, PyAny>,
+    first_row: usize,
+    lang_offsets: &Bound<'py, PyAny>,
+    thr_indptr: &Bound<'py, PyAny>,
+    thresholds: &Bound<'py, PyAny>,
+    k: usize,
+) -> PyResult<ShardArrays<'py>> {
+    let offsets = i64_array(lang_offsets, "lang_offsets")?;
+    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
+    let indptr = i64_array(thr_indptr, "thr_indptr")?;
+    let indptr = contiguous(&indptr, "thr_indptr")?;
+    let (q, c, dim) = embedding_pair(query_embeddings, candidate_embeddings)?;
+    let (qs, cs) = (
+        contiguous(&q, "query_embeddings")?,
+        contiguous(&c, "candidate_embeddings")?,
+    );
+    let thr = thresholds
+        .extract::<PyReadonlyArray1<'_, f32>>()
+        .map_err(|_| PyTypeError::new_err("thresholds: expected a 1-d numpy array of float32"))?;
+    let thr = contiguous(&thr, "thresholds")?;
+    let out = detached(py, || {
+        eval::fused::shard_counts_embeddings(qs, cs, dim, first_row, &layout, indptr, thr, k)
+    })?;
+    Ok((
+        out.ge.into_pyarray(py),
+        out.gt.into_pyarray(py),
+        out.top.into_pyarray(py),
+        out.top_lang.into_pyarray(py),
+        out.top_ties.into_pyarray(py),
+    ))
+}
+
+/// Scores of (question, candidate) pairs exactly as the fused kernel computes them; see
+/// `hybridrs._core.pyi`.
+#[pyfunction]
+#[pyo3(signature = (query_embeddings, candidate_embeddings, rows, cols))]
+fn fused_scores_at<'py>(
+    py: Python<'py>,
+    query_embeddings: &Bound<'py, PyAny>,
+    candidate_embeddings: &Bound<'py, PyAny>,
+    rows: &Bound<'py, PyAny>,
+    cols: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<f32>>> {
+    let (q, c, dim) = embedding_pair(query_embeddings, candidate_embeddings)?;
+    let (qs, cs) = (
+        contiguous(&q, "query_embeddings")?,
+        contiguous(&c, "candidate_embeddings")?,
+    );
+    let rows = i64_array(rows, "rows")?;
+    let cols = i64_array(cols, "cols")?;
+    let (r, cc) = (contiguous(&rows, "rows")?, contiguous(&cols, "cols")?);
+    let v = detached(py, || eval::fused::scores_at(qs, cs, dim, r, cc))?;
+    Ok(v.into_pyarray(py))
+}
+
+/// Two float32 embedding matrices of one dimension, and that dimension.
+fn embedding_pair<'py>(
+    query_embeddings: &Bound<'py, PyAny>,
+    candidate_embeddings: &Bound<'py, PyAny>,
+) -> PyResult<(
+    PyReadonlyArray2<'py, f32>,
+    PyReadonlyArray2<'py, f32>,
+    usize,
+)> {
     let q = f32_matrix(query_embeddings, "query_embeddings")?;
     let c = f32_matrix(candidate_embeddings, "candidate_embeddings")?;
     let dim = q.shape()[1];
@@ -271,14 +363,7 @@ fn query_metrics_embeddings<'py>(
             c.shape()[1]
         )));
     }
-    let (qs, cs) = (
-        contiguous(&q, "query_embeddings")?,
-        contiguous(&c, "candidate_embeddings")?,
-    );
-    let m = detached(py, || {
-        eval::fused::query_metrics_embeddings(qs, cs, dim, first_row, &rel, &layout, spec)
-    })?;
-    metrics_dict(py, m)
+    Ok((q, c, dim))
 }
 
 /// The `(ge, gt)` count arrays of [`threshold_counts`].
@@ -1063,6 +1148,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_function(wrap_pyfunction!(fused_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(fused_shard_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(fused_scores_at, m)?)?;
     m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(row_top_values, m)?)?;
     m.add_function(wrap_pyfunction!(metrics_from_counts, m)?)?;

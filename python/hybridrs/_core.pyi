@@ -99,6 +99,43 @@ def threshold_counts(
     row. ``first_row`` numbers the rows in error messages. Releases the GIL.
     """
 
+def fused_shard_counts(
+    query_embeddings: npt.NDArray[np.float32],
+    candidate_embeddings: npt.NDArray[np.float32],
+    first_row: int,
+    lang_offsets: npt.NDArray[np.int64],
+    thr_indptr: npt.NDArray[np.int64],
+    thresholds: npt.NDArray[np.float32],
+    k: int,
+) -> tuple[
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.uint32],
+    npt.NDArray[np.uint32],
+]:
+    """The fused path over one shard of the candidates (``candidate_embeddings``, grouped by
+    language as ``lang_offsets`` says): the scores of every question against the shard, as the
+    fused kernel computes them (see :func:`fused_scores_at`), never written out, counted as
+    :func:`threshold_counts` counts a block of them, and each question's ``k`` largest kept.
+    Returns ``(ge, gt, top, top_lang, top_ties)``: ``ge``/``gt`` as :func:`threshold_counts`;
+    ``top`` (``n x k`` flattened, decreasing, ``-inf`` padded) the largest scores and
+    ``top_lang`` their languages; ``top_ties`` (``n x L``) how many more candidates of each
+    language score exactly the ``k``-th, so that every candidate at or above the ``k``-th is
+    known. ``first_row`` numbers questions in error messages. Needs the fused kernel
+    (:func:`fused_kernel`); releases the GIL.
+    """
+
+def fused_scores_at(
+    query_embeddings: npt.NDArray[np.float32],
+    candidate_embeddings: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.int64],
+    cols: npt.NDArray[np.int64],
+) -> npt.NDArray[np.float32]:
+    """The scores of the pairs ``(rows[j], cols[j])`` bit for bit as the fused kernel computes
+    them (one FMA chain over the dimensions from zero): the thresholds
+    :func:`fused_shard_counts` needs. Needs the fused kernel; releases the GIL."""
+
 def metrics_from_counts(
     thresholds: npt.NDArray[np.float32] | npt.NDArray[np.float64],
     ge: npt.NDArray[np.uint32],

@@ -18,6 +18,7 @@
 
 use rayon::prelude::*;
 
+use super::shard::{check_indptr, TopK};
 use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, simd_level, Layout,
     QueryMetrics, Relevance, Score, Scratch, Spec, COMPACT_PAD, SIMD_AVX2, SIMD_AVX512,
@@ -281,6 +282,26 @@ struct RowState {
     compact: bool,
     /// The question's thresholds in a collision-free hash table, for [`count_dense`].
     ties: Option<TieTable>,
+    /// The largest scores seen, when they are asked for ([`shard_counts_embeddings`]).
+    top: Option<TopK>,
+}
+
+impl RowState {
+    /// The state of a question with thresholds `sc.thr` (and zeroed counts).
+    fn new<K: Micro>(sc: Scratch<f32>, top: Option<TopK>) -> RowState {
+        // (the tie tables serve the AVX-512 dense counting only)
+        let ties = if K::LEVEL == SIMD_AVX512 {
+            TieTable::new(&sc.thr)
+        } else {
+            None
+        };
+        RowState {
+            sc,
+            compact: true,
+            ties,
+            top,
+        }
+    }
 }
 
 /// A question's distinct thresholds in 32 slots, each at `hash(x) = (bits(x + 0.0) * mul) >>
@@ -575,6 +596,295 @@ pub fn query_metrics_embeddings(
     spec.validate()?;
     let n_c = layout.n_candidates();
     rel.validate(n_c)?;
+    let n_q = check_embeddings(queries, candidates, dim, n_c)?;
+    rel.check_rows("query_embeddings", first_row, n_q)?;
+    if n_c == 0 {
+        return Err(CoreError::shape(
+            "candidate_embeddings",
+            "has no candidates",
+        ));
+    }
+    let level = fused_level()?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `kernel_level` reported the level's features.
+        unsafe {
+            run_level(
+                level, queries, candidates, dim, first_row, rel, layout, spec,
+            )
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = level;
+        unreachable!("kernel_level() is None off x86_64")
+    }
+}
+
+/// What [`shard_counts_embeddings`] returns for `n` questions over a shard's `L` languages.
+#[derive(Debug)]
+pub struct ShardCounts {
+    /// Per threshold and language (`n_thresholds x L`, row-major): candidates scoring `>=` it.
+    pub ge: Vec<u32>,
+    /// The same for `>`.
+    pub gt: Vec<u32>,
+    /// The `k` largest scores of each question over the shard (`n x k`, decreasing, padded with
+    /// negative infinity).
+    pub top: Vec<f32>,
+    /// Their candidates' languages (`n x k`; 0 in the padding).
+    pub top_lang: Vec<u32>,
+    /// Per question and language (`n x L`): further candidates scoring exactly the `k`-th
+    /// largest score, beyond those listed (so that every candidate at or above it is known).
+    pub top_ties: Vec<u32>,
+}
+
+/// The fused path over one shard of the candidates, for sharded exact evaluation: the scores of
+/// questions `queries` (`n x dim`) against the shard's `candidates` (`n_c x dim`, grouped by
+/// language as `layout` says) as the fused kernel computes them (one FMA chain each, as
+/// [`scores_at`]), counted against given thresholds (`thr[thr_indptr[i]..thr_indptr[i + 1]]`
+/// for question `i`, as [`crate::eval::threshold_counts`] counts a score block) and the `k`
+/// largest kept per question (with ties counted, see [`ShardCounts`]); no score block is ever
+/// written out. `first_row` only numbers the questions in error messages.
+#[allow(clippy::too_many_arguments)]
+pub fn shard_counts_embeddings(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    first_row: usize,
+    layout: &Layout,
+    thr_indptr: &[i64],
+    thr: &[f32],
+    k: usize,
+) -> CoreResult<ShardCounts> {
+    let n_c = layout.n_candidates();
+    let n_langs = layout.n_langs();
+    let n_q = check_embeddings(queries, candidates, dim, n_c)?;
+    check_indptr("thr_indptr", thr_indptr, n_q, thr.len())?;
+    if let Some(i) = thr.iter().position(|t| !t.is_finite()) {
+        return Err(CoreError::value(
+            "thresholds",
+            format!("entry {i} is {}, not a finite score", thr[i]),
+        ));
+    }
+    if k == 0 {
+        return Err(CoreError::value("k", "must be >= 1"));
+    }
+    let level = fused_level()?;
+    let mut out = ShardCounts {
+        ge: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
+        gt: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
+        top: try_vec("k", &[n_q, k], f32::NEG_INFINITY)?,
+        top_lang: try_vec("k", &[n_q, k], 0u32)?,
+        top_ties: try_vec("k", &[n_q, n_langs], 0u32)?,
+    };
+    if n_c == 0 || n_q == 0 {
+        return Ok(out);
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `fused_level` reported the level's features.
+        unsafe {
+            shard_level(
+                level, queries, candidates, dim, first_row, layout, thr_indptr, thr, k, &mut out,
+            )?
+        };
+        Ok(out)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (level, first_row);
+        unreachable!("fused_level() fails off x86_64")
+    }
+}
+
+/// [`shard_run`] with the kernel of SIMD level `level`.
+///
+/// # Safety
+/// The level's features must be available (see [`kernel_level`]).
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shard_level(
+    level: u8,
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    first_row: usize,
+    layout: &Layout,
+    thr_indptr: &[i64],
+    thr: &[f32],
+    k: usize,
+    out: &mut ShardCounts,
+) -> CoreResult<()> {
+    // SAFETY: the caller's promise.
+    unsafe {
+        if level == SIMD_AVX512 {
+            shard_run::<Avx512>(
+                queries, candidates, dim, first_row, layout, thr_indptr, thr, k, out,
+            )
+        } else {
+            shard_run::<Avx2>(
+                queries, candidates, dim, first_row, layout, thr_indptr, thr, k, out,
+            )
+        }
+    }
+}
+
+/// [`shard_counts_embeddings`] with kernel `K` (inputs checked, `out` zeroed).
+///
+/// # Safety
+/// `K`'s SIMD level and FMA must be available.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn shard_run<K: Micro>(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    first_row: usize,
+    layout: &Layout,
+    thr_indptr: &[i64],
+    thr: &[f32],
+    k: usize,
+    out: &mut ShardCounts,
+) -> CoreResult<()> {
+    let n_c = layout.n_candidates();
+    let n_langs = layout.n_langs();
+    let n_q = queries.len() / dim;
+    let packed = pack::<K>(candidates, n_c, dim)?;
+    let r = K::MR * K::PANELS;
+    let parts: Vec<Vec<RowState>> = (0..n_q.div_ceil(r))
+        .into_par_iter()
+        .map(|task| {
+            let rows = task * r..((task + 1) * r).min(n_q);
+            let mut states: Vec<RowState> = rows
+                .clone()
+                .map(|i| {
+                    let (a, b) = (thr_indptr[i] as usize, thr_indptr[i + 1] as usize);
+                    let sc = Scratch::<f32> {
+                        thr: thr[a..b].to_vec(),
+                        ge: vec![0; (b - a) * n_langs],
+                        gt: vec![0; (b - a) * n_langs],
+                        ..Scratch::default()
+                    };
+                    RowState::new::<K>(sc, Some(TopK::new(k, n_langs)))
+                })
+                .collect();
+            let qs = &queries[rows.start * dim..rows.end * dim];
+            // SAFETY: the caller's promise.
+            unsafe {
+                block_counts::<K>(
+                    qs,
+                    first_row + rows.start,
+                    &packed,
+                    dim,
+                    layout,
+                    &mut states,
+                )?
+            };
+            Ok(states)
+        })
+        .collect::<CoreResult<_>>()?;
+    for (i, st) in parts.iter().flatten().enumerate() {
+        let at = thr_indptr[i] as usize * n_langs;
+        out.ge[at..at + st.sc.ge.len()].copy_from_slice(&st.sc.ge);
+        out.gt[at..at + st.sc.gt.len()].copy_from_slice(&st.sc.gt);
+        if let Some(top) = &st.top {
+            top.write(
+                &mut out.top[i * k..(i + 1) * k],
+                &mut out.top_lang[i * k..(i + 1) * k],
+                &mut out.top_ties[i * n_langs..(i + 1) * n_langs],
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The scores of the pairs `(rows[j], cols[j])` of `queries` (`n x dim`) and `candidates`
+/// (`n_c x dim`) exactly as the fused kernel computes them (one FMA chain over the dimensions
+/// from zero): the thresholds that [`shard_counts_embeddings`] needs, taken by the shard that
+/// holds each candidate.
+pub fn scores_at(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    rows: &[i64],
+    cols: &[i64],
+) -> CoreResult<Vec<f32>> {
+    if dim == 0 {
+        return Err(CoreError::shape(
+            "query_embeddings",
+            "has dimension 0 (no columns)",
+        ));
+    }
+    let n_q = queries.len() / dim;
+    let n_c = candidates.len() / dim;
+    if rows.len() != cols.len() {
+        return Err(CoreError::shape(
+            "cols",
+            format!("has {} entries but rows has {}", cols.len(), rows.len()),
+        ));
+    }
+    if let Some(j) = rows.iter().position(|&r| r < 0 || r as u64 >= n_q as u64) {
+        return Err(CoreError::value(
+            "rows",
+            format!("entry {j} is {}, outside 0..{n_q} (the questions)", rows[j]),
+        ));
+    }
+    if let Some(j) = cols.iter().position(|&c| c < 0 || c as u64 >= n_c as u64) {
+        return Err(CoreError::value(
+            "cols",
+            format!(
+                "entry {j} is {}, outside 0..{n_c} (the candidates)",
+                cols[j]
+            ),
+        ));
+    }
+    let level = fused_level()?;
+    let _ = level;
+    let mut out = try_vec("rows", &[rows.len()], 0f32)?;
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (mut one, mut got) = (Vec::new(), Vec::new());
+        let mut j = 0;
+        while j < rows.len() {
+            let r = rows[j] as usize;
+            let end = j + rows[j..].iter().take_while(|&&x| x as usize == r).count();
+            one.clear();
+            one.extend(cols[j..end].iter().map(|&c| c as usize));
+            // SAFETY: `fused_level` reported FMA.
+            unsafe {
+                dot_chains(
+                    &queries[r * dim..(r + 1) * dim],
+                    candidates,
+                    dim,
+                    &one,
+                    &mut got,
+                )
+            };
+            out[j..end].copy_from_slice(&got);
+            j = end;
+        }
+    }
+    Ok(out)
+}
+
+/// The fused kernel's SIMD level, or the error that names the way out.
+fn fused_level() -> CoreResult<u8> {
+    kernel_level().ok_or_else(|| {
+        CoreError::value(
+            "backend",
+            "the fused path needs an x86-64 CPU with AVX2 (or AVX-512) and FMA; use the blocked \
+             path",
+        )
+    })
+}
+
+/// Checks a pair of embedding matrices (`n x dim` and `n_c x dim`, row-major); returns `n`.
+fn check_embeddings(
+    queries: &[f32],
+    candidates: &[f32],
+    dim: usize,
+    n_c: usize,
+) -> CoreResult<usize> {
     if dim == 0 {
         return Err(CoreError::shape(
             "query_embeddings",
@@ -590,8 +900,6 @@ pub fn query_metrics_embeddings(
             ),
         ));
     }
-    let n_q = queries.len() / dim;
-    rel.check_rows("query_embeddings", first_row, n_q)?;
     if candidates.len() != n_c.saturating_mul(dim) {
         return Err(CoreError::shape(
             "candidate_embeddings",
@@ -601,33 +909,7 @@ pub fn query_metrics_embeddings(
             ),
         ));
     }
-    if n_c == 0 {
-        return Err(CoreError::shape(
-            "candidate_embeddings",
-            "has no candidates",
-        ));
-    }
-    let level = kernel_level().ok_or_else(|| {
-        CoreError::value(
-            "backend",
-            "the fused path needs an x86-64 CPU with AVX2 (or AVX-512) and FMA; use the blocked \
-             path",
-        )
-    })?;
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `kernel_level` reported the level's features.
-        unsafe {
-            run_level(
-                level, queries, candidates, dim, first_row, rel, layout, spec,
-            )
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = level;
-        unreachable!("kernel_level() is None off x86_64")
-    }
+    Ok(queries.len() / dim)
 }
 
 /// [`run`] with the kernel of SIMD level `level`.
@@ -675,8 +957,44 @@ unsafe fn run<K: Micro>(
     let n_langs = layout.n_langs();
     let n_ks = spec.recall_ks.len();
 
+    let packed = pack::<K>(candidates, n_c, dim)?;
+
+    let r = K::MR * K::PANELS;
+    in_tasks(
+        n_q,
+        n_langs,
+        n_ks,
+        r,
+        || (),
+        |_, task, out| {
+            let rows = out.rows();
+            let qs = &queries[task * r * dim..(task * r + rows) * dim];
+            let row0 = first_row + task * r;
+            // Thresholds: the relevant candidates' scores, by the microkernel's own FMA chain.
+            let mut states: Vec<RowState> = (0..rows)
+                .map(|i| {
+                    let mut sc = Scratch::<f32>::default();
+                    relevant_columns(&mut sc, rel, row0 + i, n_langs);
+                    let q = &qs[i * dim..(i + 1) * dim];
+                    // SAFETY: FMA is available (the caller's promise).
+                    unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
+                    RowState::new::<K>(sc, None)
+                })
+                .collect();
+            // SAFETY: the caller's promise.
+            unsafe { block_counts::<K>(qs, row0, &packed, dim, layout, &mut states)? };
+            for (i, st) in states.iter_mut().enumerate() {
+                finish_row(&mut st.sc, layout, spec, out.sink(i));
+            }
+            Ok(())
+        },
+    )
+}
+
+/// The candidates (`n_c x dim`, row-major) as kernel `K`'s panels: `NR` candidates a panel,
+/// k-major, zero-padded past `n_c`.
+fn pack<K: Micro>(candidates: &[f32], n_c: usize, dim: usize) -> CoreResult<Vec<f32>> {
     let nr = K::NR;
-    // Candidate panels: NR candidates, k-major, zero-padded past n_c.
     let n_panels = n_c.div_ceil(nr);
     let mut packed = try_vec("candidate_embeddings", &[n_panels, nr, dim], 0f32)?;
     packed
@@ -693,40 +1011,12 @@ unsafe fn run<K: Micro>(
                 }
             }
         });
-
-    let r = K::MR * K::PANELS;
-    in_tasks(
-        n_q,
-        n_langs,
-        n_ks,
-        r,
-        || (),
-        |_, task, out| {
-            let rows = out.rows();
-            let qs = &queries[task * r * dim..(task * r + rows) * dim];
-            // SAFETY: the caller's promise.
-            let mut states = unsafe {
-                block_counts::<K>(
-                    qs,
-                    rows,
-                    first_row + task * r,
-                    &packed,
-                    candidates,
-                    dim,
-                    rel,
-                    layout,
-                )?
-            };
-            for (i, st) in states.iter_mut().enumerate() {
-                finish_row(&mut st.sc, layout, spec, out.sink(i));
-            }
-            Ok(())
-        },
-    )
+    Ok(packed)
 }
 
-/// The counts of one task's questions (`rows` of `qs`, global index `first_row + i`), by
-/// kernel `K`.
+/// Adds the counts of one task's questions (row `i` of `qs` is question `first_row + i`, its
+/// thresholds and counts in `states[i]`) over all candidates (`packed` panels, see [`pack`]),
+/// by kernel `K`; and feeds each question's scores to its [`TopK`] where it has one.
 ///
 /// # Safety
 /// `K`'s SIMD level and FMA must be available.
@@ -734,16 +1024,14 @@ unsafe fn run<K: Micro>(
 #[allow(clippy::too_many_arguments)]
 unsafe fn block_counts<K: Micro>(
     qs: &[f32],
-    rows: usize,
     first_row: usize,
     packed: &[f32],
-    candidates: &[f32],
     dim: usize,
-    rel: &Relevance<'_>,
     layout: &Layout,
-) -> CoreResult<Vec<RowState>> {
+    states: &mut [RowState],
+) -> CoreResult<()> {
     let n_c = layout.n_candidates();
-    let n_langs = layout.n_langs();
+    let rows = states.len();
     let (mr, nr, kc, ch) = (K::MR, K::NR, K::KC, K::CH);
     let n_micro = rows.div_ceil(mr);
 
@@ -756,28 +1044,6 @@ unsafe fn block_counts<K: Micro>(
             dst[k * mr + r] = v;
         }
     }
-
-    // Thresholds: the relevant candidates' scores, by the microkernel's own FMA chain.
-    let mut states: Vec<RowState> = (0..rows)
-        .map(|i| {
-            let mut sc = Scratch::<f32>::default();
-            relevant_columns(&mut sc, rel, first_row + i, n_langs);
-            let q = &qs[i * dim..(i + 1) * dim];
-            // SAFETY: FMA is available (the caller's promise).
-            unsafe { dot_chains(q, candidates, dim, &sc.cols, &mut sc.thr) };
-            // (the tie tables serve the AVX-512 dense counting only)
-            let ties = if K::LEVEL == SIMD_AVX512 {
-                TieTable::new(&sc.thr)
-            } else {
-                None
-            };
-            RowState {
-                sc,
-                compact: true,
-                ties,
-            }
-        })
-        .collect();
 
     let width = n_c.div_ceil(nr) * nr;
     let mut strip = vec![0f32; n_micro * mr * ch];
@@ -834,13 +1100,28 @@ unsafe fn block_counts<K: Micro>(
                 },
                 first_row,
                 layout,
-                &mut states,
+                states,
                 &mut buf,
             )?
         };
+        let end = c1.min(n_c);
+        for (i, st) in states.iter_mut().enumerate() {
+            if let Some(top) = &mut st.top {
+                let srow = &strip[i * ch..i * ch + (end - c0)];
+                for l in layout.lang_of(c0)..layout.n_langs() {
+                    let (a, b) = (layout.offsets[l].max(c0), layout.offsets[l + 1].min(end));
+                    if layout.offsets[l] >= end {
+                        break;
+                    }
+                    if a < b {
+                        top.scan(&srow[a - c0..b - c0], l);
+                    }
+                }
+            }
+        }
         c0 = c1;
     }
-    Ok(states)
+    Ok(())
 }
 
 #[cfg(all(test, target_arch = "x86_64"))]
@@ -967,6 +1248,152 @@ mod tests {
         check(15, &[0, 0, 64, 64, 96], 33, true, 5);
         // several tasks and three dimension passes of either kernel
         check(260, &[0, 100, 1200], 800, false, 6);
+    }
+
+    #[test]
+    fn shard_counts_add_up_to_the_full_matrix_counts() {
+        if !available() {
+            return;
+        }
+        use crate::eval::threshold_counts;
+        for (case, (n_q, offs, dim, integer, cuts)) in [
+            (
+                9usize,
+                vec![0i64, 30, 31, 90],
+                5usize,
+                true,
+                vec![0usize, 40, 90],
+            ),
+            (
+                130,
+                vec![0, 700, 1500, 2100],
+                70,
+                false,
+                vec![0, 512, 1024, 2100],
+            ),
+            (40, vec![0, 0, 300, 300, 610], 33, true, vec![0, 610]),
+            (7, vec![0, 5, 9], 3, true, vec![0, 3, 4, 9]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let seed = 70 + case as u64 * 10;
+            let layout = Layout::new(&offs).unwrap();
+            let (n_c, n_langs) = (layout.n_candidates(), layout.n_langs());
+            let round = |v: Vec<f32>| -> Vec<f32> {
+                if integer {
+                    v.iter().map(|x| (x * 1.5).round()).collect()
+                } else {
+                    v
+                }
+            };
+            let q = round(lcg(seed, n_q * dim));
+            let c = round(lcg(seed + 1, n_c * dim));
+            let scores: Vec<f32> = (0..n_q)
+                .flat_map(|i| {
+                    let qi = &q[i * dim..(i + 1) * dim];
+                    (0..n_c)
+                        .map(|j| {
+                            qi.iter()
+                                .zip(&c[j * dim..(j + 1) * dim])
+                                .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            // thresholds: some of each row's scores (by the fused chain: `scores_at`), and a
+            // value from outside
+            let (mut ptr, mut rows, mut cols) = (vec![0i64], Vec::new(), Vec::new());
+            for i in 0..n_q {
+                for p in lcg(seed + 2 + i as u64, i % 5) {
+                    rows.push(i as i64);
+                    cols.push((((p + 1.0) / 2.0) * n_c as f32) as i64 % n_c as i64);
+                }
+                ptr.push(rows.len() as i64);
+            }
+            let mut thr = scores_at(&q, &c, dim, &rows, &cols).unwrap();
+            for (j, (&r, &cc)) in rows.iter().zip(&cols).enumerate() {
+                assert_eq!(thr[j], scores[r as usize * n_c + cc as usize]);
+            }
+            if let Some(t) = thr.first_mut() {
+                *t += 0.5;
+            }
+            let (want_ge, want_gt) =
+                threshold_counts(&scores, n_q, 0, &layout, &ptr, &thr).unwrap();
+            for level in levels() {
+                for k in [1usize, 4, 10] {
+                    let mut ge = vec![0u32; want_ge.len()];
+                    let mut gt = vec![0u32; want_gt.len()];
+                    let mut parts = Vec::new();
+                    for w in cuts.windows(2) {
+                        let (a, b) = (w[0], w[1]);
+                        let local: Vec<i64> = offs
+                            .iter()
+                            .map(|&o| (o as usize).clamp(a, b) as i64 - a as i64)
+                            .collect();
+                        let ll = Layout::new(&local).unwrap();
+                        let mut out = ShardCounts {
+                            ge: vec![0; want_ge.len()],
+                            gt: vec![0; want_ge.len()],
+                            top: vec![f32::NEG_INFINITY; n_q * k],
+                            top_lang: vec![0; n_q * k],
+                            top_ties: vec![0; n_q * n_langs],
+                        };
+                        if b > a {
+                            let cs = &c[a * dim..b * dim];
+                            // SAFETY: the CPU runs `level` (`levels`).
+                            unsafe {
+                                shard_level(level, &q, cs, dim, 0, &ll, &ptr, &thr, k, &mut out)
+                            }
+                            .unwrap();
+                        }
+                        ge.iter_mut().zip(&out.ge).for_each(|(x, y)| *x += y);
+                        gt.iter_mut().zip(&out.gt).for_each(|(x, y)| *x += y);
+                        parts.push(out);
+                    }
+                    assert_eq!(ge, want_ge, "case {case} level {level}");
+                    assert_eq!(gt, want_gt, "case {case} level {level}");
+                    // the merged lists give the row's k largest and exact `>=` counts of them
+                    for i in 0..n_q {
+                        let row = &scores[i * n_c..(i + 1) * n_c];
+                        let mut sorted = row.to_vec();
+                        sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                        let mut all: Vec<f32> = parts
+                            .iter()
+                            .flat_map(|p| p.top[i * k..(i + 1) * k].to_vec())
+                            .collect();
+                        all.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                        for j in 0..k.min(n_c) {
+                            let cut = sorted[j];
+                            assert_eq!(all[j], cut, "case {case} row {i} rank {j}");
+                            for l in 0..n_langs {
+                                let (lo, hi) = (offs[l] as usize, offs[l + 1] as usize);
+                                let want = row[lo..hi].iter().filter(|&&x| x >= cut).count();
+                                let got: usize = parts
+                                    .iter()
+                                    .map(|p| {
+                                        let v = &p.top[i * k..(i + 1) * k];
+                                        let lg = &p.top_lang[i * k..(i + 1) * k];
+                                        let listed = v
+                                            .iter()
+                                            .zip(lg)
+                                            .filter(|&(&x, &m)| x >= cut && m as usize == l)
+                                            .count();
+                                        let tied = if v[k - 1] == cut {
+                                            p.top_ties[i * n_langs + l] as usize
+                                        } else {
+                                            0
+                                        };
+                                        listed + tied
+                                    })
+                                    .sum();
+                                assert_eq!(got, want, "case {case} row {i} rank {j} lang {l}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::error::{try_vec, CoreError, CoreResult};
 const ROWS_PER_TASK: usize = 32;
 
 /// Checks a CSR index array (`n_rows + 1` non-decreasing entries from 0 to `n_values`).
-fn check_indptr(
+pub(crate) fn check_indptr(
     field: &'static str,
     indptr: &[i64],
     n_rows: usize,
@@ -272,7 +272,7 @@ pub fn metrics_from_counts<T: Score>(
 
 /// The largest value of a short run, lane by lane (so that it vectorises) and then across.
 #[inline(always)]
-fn chunk_max<T: Score>(chunk: &[T]) -> T {
+pub(crate) fn chunk_max<T: Score>(chunk: &[T]) -> T {
     let mut lanes = [chunk[0]; 8];
     let mut parts = chunk.chunks_exact(8);
     for c in &mut parts {
@@ -343,6 +343,89 @@ pub fn row_top_values<T: Score>(
             Ok(())
         })?;
     Ok(out)
+}
+
+/// The `k` largest scores of a row seen so far (decreasing, with their languages), and, per
+/// language, how many further scores tie the `k`-th: together every score `>=` the `k`-th, so
+/// for any cutoff `c` at or above the `k`-th the per-language `>= c` counts are exact, ties
+/// included. Merged over shards (the `j`-th largest of the union of the shards' lists is the
+/// `j`-th largest score of the row, `j <= k`, and it is never below a shard's `k`-th), each
+/// shard's `>= c` count of a language is the entries of its list `>= c`, plus its tie count
+/// when `c` equals its `k`-th.
+pub(crate) struct TopK {
+    k: usize,
+    vals: Vec<f32>,
+    langs: Vec<u32>,
+    extra: Vec<u32>,
+}
+
+impl TopK {
+    /// An empty tracker of the `k >= 1` largest scores over `n_langs` languages.
+    pub(crate) fn new(k: usize, n_langs: usize) -> TopK {
+        TopK {
+            k,
+            vals: Vec::with_capacity(k + 1),
+            langs: Vec::with_capacity(k + 1),
+            extra: vec![0; n_langs],
+        }
+    }
+
+    /// Takes score `x` of language `l` into account.
+    #[inline]
+    pub(crate) fn push(&mut self, x: f32, l: usize) {
+        let n = self.vals.len();
+        if n < self.k {
+            self.insert(x, l);
+            return;
+        }
+        let t = self.vals[n - 1];
+        if x < t {
+            return;
+        }
+        if x == t {
+            self.extra[l] += 1;
+            return;
+        }
+        // `x` enters; the old k-th leaves the list, and still counts if it ties the new k-th.
+        let old = self.langs[n - 1] as usize;
+        self.vals.pop();
+        self.langs.pop();
+        self.insert(x, l);
+        if self.vals[n - 1] > t {
+            self.extra.fill(0);
+        } else {
+            self.extra[old] += 1;
+        }
+    }
+
+    fn insert(&mut self, x: f32, l: usize) {
+        let at = self.vals.partition_point(|&v| v >= x);
+        self.vals.insert(at, x);
+        self.langs.insert(at, l as u32);
+    }
+
+    /// Takes the scores `s` of language `l` into account: 64 at a time, a run whose largest
+    /// score is below the `k`-th skipped after one vectorised max.
+    pub(crate) fn scan(&mut self, s: &[f32], l: usize) {
+        for chunk in s.chunks(64) {
+            if self.vals.len() == self.k && chunk_max(chunk) < self.vals[self.k - 1] {
+                continue;
+            }
+            for &x in chunk {
+                self.push(x, l);
+            }
+        }
+    }
+
+    /// Writes the list (`k` values, padded with negative infinity and language 0), and the
+    /// tie counts (`n_langs`).
+    pub(crate) fn write(&self, vals: &mut [f32], langs: &mut [u32], extra: &mut [u32]) {
+        vals.fill(f32::NEG_INFINITY);
+        langs.fill(0);
+        vals[..self.vals.len()].copy_from_slice(&self.vals);
+        langs[..self.langs.len()].copy_from_slice(&self.langs);
+        extra.copy_from_slice(&self.extra);
+    }
 }
 
 #[cfg(test)]
@@ -467,6 +550,57 @@ mod tests {
         }
         let bad = bias_from_counts(0, 2, &rel, &layout, &[1], &[0u32; 3], &[0u32; 8]);
         assert!(bad.unwrap_err().to_string().contains("gt"));
+    }
+
+    #[test]
+    fn top_k_counts_every_score_at_or_above_the_kth() {
+        // Scores with many ties, fed in order; the list plus the tie counts must give, for
+        // every cutoff c at or above the k-th largest, the exact per-language `>= c` counts.
+        let n_langs = 3;
+        for seed in 0..40u64 {
+            let n = 1 + (seed as usize * 7) % 300;
+            let vals: Vec<f32> = lcg(seed + 100, n)
+                .iter()
+                .map(|u| ((u * 6.0).floor() as f32) - 2.0)
+                .collect();
+            let langs: Vec<usize> = lcg(seed + 200, n)
+                .iter()
+                .map(|u| (u * n_langs as f64) as usize % n_langs)
+                .collect();
+            for k in [1usize, 2, 5, 10, 400] {
+                let mut t = TopK::new(k, n_langs);
+                for (chunk, lc) in vals.chunks(13).zip(langs.chunks(13)) {
+                    for (&x, &l) in chunk.iter().zip(lc) {
+                        t.push(x, l);
+                    }
+                }
+                let (mut v, mut lg, mut ex) = (vec![0f32; k], vec![0u32; k], vec![0u32; n_langs]);
+                t.write(&mut v, &mut lg, &mut ex);
+                let mut sorted = vals.clone();
+                sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
+                sorted.resize(k.max(n), f32::NEG_INFINITY);
+                assert_eq!(&v[..], &sorted[..k]);
+                for j in 0..k.min(n) {
+                    let c = sorted[j];
+                    for l in 0..n_langs {
+                        let want = vals
+                            .iter()
+                            .zip(&langs)
+                            .filter(|&(&x, &m)| x >= c && m == l)
+                            .count() as u32;
+                        let mut got = v
+                            .iter()
+                            .zip(&lg)
+                            .filter(|&(&x, &m)| x >= c && m as usize == l)
+                            .count() as u32;
+                        if c == v[k - 1] {
+                            got += ex[l];
+                        }
+                        assert_eq!(got, want, "seed {seed} k {k} cutoff {j} lang {l}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
