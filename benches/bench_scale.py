@@ -92,7 +92,9 @@ def _flat(report: Any, bias: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def _evaluate(args: argparse.Namespace, rank: int, size: int) -> tuple[Any, Any, float]:
+def _evaluate(
+    args: argparse.Namespace, rank: int, size: int, backend: str
+) -> tuple[Any, Any, float]:
     from hybridrs.evaluation.sharded import evaluate_sharded, shard_range
 
     syn = Synthetic(args.n_candidates, args.n_queries, args.dim, args.langs)
@@ -100,18 +102,21 @@ def _evaluate(args: argparse.Namespace, rank: int, size: int) -> tuple[Any, Any,
     a, b = shard_range(ds.n_candidates, rank, size)
     c, q = syn.candidates(a, b), syn.queries()
     t0 = time.perf_counter()
-    report, bias = evaluate_sharded(ds, q, c, block_rows=args.block_rows)
+    rows = args.block_rows if backend == "blocked" else args.fused_rows
+    report, bias = evaluate_sharded(ds, q, c, block_rows=rows, backend=backend)
     return report, bias, time.perf_counter() - t0
 
 
-def _worker(rank: int, size: int, args: argparse.Namespace, rdv: str, out: str) -> None:
+def _worker(
+    rank: int, size: int, args: argparse.Namespace, backend: str, rdv: str, out: str
+) -> None:
     import torch
     import torch.distributed as dist
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // size))
     dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=size)
     try:
-        report, bias, secs = _evaluate(args, rank, size)
+        report, bias, secs = _evaluate(args, rank, size, backend)
         np.save(f"{out}-time-{rank}.npy", np.array([secs, peak_rss_gib()]))
         if rank == 0:
             np.savez(f"{out}-res.npz", **_flat(report, bias))
@@ -129,12 +134,26 @@ def main() -> None:
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--langs", type=int, default=10)
     p.add_argument("--block_rows", type=int, default=256)
+    p.add_argument("--fused_rows", type=int, default=2048, help="questions a fused step")
     p.add_argument("--procs", default="1,2", help="process counts to run (default: 1,2)")
+    p.add_argument(
+        "--backends",
+        default="blocked,fused",
+        help="evaluate_sharded backends to run (default: both; fused where the CPU runs it)",
+    )
     args = p.parse_args()
     import torch
 
+    from hybridrs import _core
+
     os.environ.setdefault("RAYON_NUM_THREADS", str(os.cpu_count() or 2))
-    print(f"CPU: {cpu_info()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
+    backends = [
+        x for x in args.backends.split(",") if x != "fused" or _core.fused_kernel() is not None
+    ]
+    print(
+        f"CPU: {cpu_info()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"fused kernel: {_core.fused_kernel()}; backends: {', '.join(backends)}"
+    )
     syn = Synthetic(args.n_candidates, args.n_queries, args.dim, args.langs)
     nq, nc = args.n_queries, syn.nc
     full_gib = nq * nc * 4 / 2**30
@@ -163,33 +182,51 @@ def main() -> None:
         f"bare matmul, blocks of {args.block_rows} queries x all candidates: numpy {t_np:.1f} s, "
         f"torch {t_torch:.1f} s (baseline: the faster, {t_mm:.1f} s)"
     )
-    results: dict[int, dict[str, np.ndarray]] = {}
-    for size in [int(x) for x in args.procs.split(",")]:
-        import torch.multiprocessing as mp
-
-        with tempfile.TemporaryDirectory() as tmp:
-            out = f"{tmp}/r"
-            os.environ["RAYON_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // size))
-            mp.spawn(_worker, args=(size, args, f"{tmp}/rdv", out), nprocs=size, join=True)
-            times = [np.load(f"{out}-time-{r}.npy") for r in range(size)]
-            results[size] = dict(np.load(f"{out}-res.npz"))
-            m = np.load(f"{out}-summary.npy")
-            s1 = dict(zip(["mono", "cross", "multi", "rank_distance"], m.tolist(), strict=False))
-        secs = max(t[0] for t in times)
-        same = ""
-        if 1 in results:
-            eq = all(
-                np.array_equal(results[1][k], results[size][k], equal_nan=True) for k in results[1]
-            )
-            same = f"; equal to 1 process bit for bit: {eq}"
-        if size == 1:
-            print(f"1 process: mono {s1['mono']:.4f} cross {s1['cross']:.4f} multi "
-                  f"{s1['multi']:.4f} rank distance {s1['rank_distance']:.1f}")  # fmt: skip
+    results: dict[tuple[str, int], dict[str, np.ndarray]] = {}
+    for backend in backends:
+        for size in [int(x) for x in args.procs.split(",")]:
+            _run(args, backend, size, t_mm, results)
+    if len(backends) == 2 and all((b, 1) in results for b in backends):
+        a, b = (results[(x, 1)] for x in backends)
+        eq = all(np.array_equal(a[k], b[k], equal_nan=True) for k in a)
         print(
-            f"{size} process(es) (gloo, candidates sharded): exact evaluation {secs:.1f} s = "
-            f"{secs / t_mm:.2f}x the bare matmul; peak RSS per process "
-            f"{', '.join(f'{t[1]:.2f}' for t in times)} GiB{same}"
+            f"{backends[0]} and {backends[1]} (1 process) equal bit for bit: {eq} (their scores "
+            "are summed in different orders; near-ties may rank differently)"
         )
+
+
+def _run(
+    args: argparse.Namespace,
+    backend: str,
+    size: int,
+    t_mm: float,
+    results: dict[tuple[str, int], dict[str, np.ndarray]],
+) -> None:
+    """One evaluation over ``size`` processes with ``backend``, timed and printed."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/r"
+        os.environ["RAYON_NUM_THREADS"] = str(max(1, (os.cpu_count() or 2) // size))
+        mp.spawn(_worker, args=(size, args, backend, f"{tmp}/rdv", out), nprocs=size, join=True)
+        times = [np.load(f"{out}-time-{r}.npy") for r in range(size)]
+        results[(backend, size)] = dict(np.load(f"{out}-res.npz"))
+        m = np.load(f"{out}-summary.npy")
+        s1 = dict(zip(["mono", "cross", "multi", "rank_distance"], m.tolist(), strict=False))
+    secs = max(t[0] for t in times)
+    same = ""
+    if (backend, 1) in results and size != 1:
+        one, got = results[(backend, 1)], results[(backend, size)]
+        eq = all(np.array_equal(one[k], got[k], equal_nan=True) for k in one)
+        same = f"; equal to 1 process bit for bit: {eq}"
+    if size == 1:
+        print(f"{backend}, 1 process: mono {s1['mono']:.4f} cross {s1['cross']:.4f} multi "
+              f"{s1['multi']:.4f} rank distance {s1['rank_distance']:.1f}")  # fmt: skip
+    print(
+        f"{backend}, {size} process(es) (gloo, candidates sharded): exact evaluation "
+        f"{secs:.1f} s = {secs / t_mm:.2f}x the bare matmul; peak RSS per process "
+        f"{', '.join(f'{t[1]:.2f}' for t in times)} GiB{same}"
+    )
 
 
 if __name__ == "__main__":

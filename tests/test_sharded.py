@@ -19,6 +19,8 @@ torch = pytest.importorskip("torch")
 
 LANGS = ["ar", "de", "el"]
 COL_BLOCK = 256  # small blocks, so that 2 and 3 ranks hold uneven shards
+# the fused kernel where this CPU runs it (test_simd forces the other levels)
+BACKENDS = ["blocked"] + (["fused"] if hybridrs._core.fused_kernel() else [])
 
 
 def _dataset() -> hybridrs.RetrievalSet:
@@ -45,10 +47,17 @@ def _flat(report, bias) -> dict[str, np.ndarray]:
     return out
 
 
-def _run(ds, q, c, rank: int, size: int):
+def _run(ds, q, c, rank: int, size: int, backend: str = "blocked"):
     a, b = shard_range(ds.n_candidates, rank, size, COL_BLOCK)
     return evaluate_sharded(
-        ds, q, c[a:b], recall_at=(1, 5, 10), top_k=(1, 10), block_rows=500, col_block=COL_BLOCK
+        ds,
+        q,
+        c[a:b],
+        recall_at=(1, 5, 10),
+        top_k=(1, 10),
+        block_rows=500,
+        col_block=COL_BLOCK,
+        backend=backend,
     )
 
 
@@ -61,9 +70,10 @@ def _worker(rank: int, size: int, rdv: str, out: str) -> None:
         ds = _dataset()
         for exact in (True, False):
             q, c = _embeddings(ds, exact)
-            report, bias = _run(ds, q, c, rank, size)
-            if rank == size - 1:  # any rank holds the whole result
-                np.savez(f"{out}-{exact}.npz", **_flat(report, bias))
+            for backend in BACKENDS:
+                report, bias = _run(ds, q, c, rank, size, backend)
+                if rank == size - 1:  # any rank holds the whole result
+                    np.savez(f"{out}-{exact}-{backend}.npz", **_flat(report, bias))
     finally:
         dist.destroy_process_group()
 
@@ -99,16 +109,38 @@ def test_shard_ranges_tile_the_candidates() -> None:
         shard_range(10, 2, 2)
 
 
-def test_one_process_equals_the_full_matrix_kernel_on_exact_scores() -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_process_equals_the_full_matrix_kernel_on_exact_scores(backend: str) -> None:
     ds = _dataset()
     q, c = _embeddings(ds, exact=True)
-    report, bias = _run(ds, q, c, 0, 1)
+    report, bias = _run(ds, q, c, 0, 1, backend)
     scores = q @ c.T
     ref = evaluate(ds, scores, recall_at=(1, 5, 10))
     ref_bias = bias_report(ds, scores, top_k=(1, 10))
     _assert_bits_equal(_flat(report, bias), _flat(ref, ref_bias))
     assert report.summary() == ref.summary()
     assert bias.summary() == ref_bias.summary()
+
+
+@pytest.mark.skipif("fused" not in BACKENDS, reason="needs the fused kernel (AVX2/AVX-512, FMA)")
+def test_fused_backend_equals_the_full_matrix_kernel_on_its_own_scores() -> None:
+    # Random (inexact) scores with exact ties at the top of many rows (candidates repeated
+    # across languages): the fused kernel's own scores, written out by fused_scores_at, through
+    # the full-matrix kernel and the bias report give the fused backend's result bit for bit
+    # (2 and 3 processes equal 1 process: the test below).
+    ds = _dataset()
+    q, c = _embeddings(ds, exact=False)
+    c[1::7] = c[0]  # exact ties at the top of many rows, across languages
+    rows = np.repeat(np.arange(ds.n_questions, dtype=np.int64), ds.n_candidates)
+    cols = np.tile(np.arange(ds.n_candidates, dtype=np.int64), ds.n_questions)
+    scores = hybridrs._core.fused_scores_at(q, c, rows, cols).reshape(ds.n_questions, -1)
+    ref = evaluate(ds, scores, recall_at=(1, 5, 10))
+    ref_bias = bias_report(ds, scores, top_k=(1, 10))
+    report, bias = _run(ds, q, c, 0, 1, "fused")
+    _assert_bits_equal(_flat(report, bias), _flat(ref, ref_bias))
+    # and the single-process fused path (evaluate from embeddings) agrees
+    emb = evaluate(ds, q, c, recall_at=(1, 5, 10), backend="fused")
+    _assert_bits_equal(report.per_query, emb.per_query)
 
 
 @pytest.mark.parametrize("size", [2, 3])
@@ -120,9 +152,10 @@ def test_sharded_over_processes_equals_one_process_bit_for_bit(tmp_path: Path, s
     ds = _dataset()
     for exact in (True, False):
         q, c = _embeddings(ds, exact)
-        report, bias = _run(ds, q, c, 0, 1)
-        got = dict(np.load(f"{out}-{exact}.npz"))
-        _assert_bits_equal(got, _flat(report, bias))
+        for backend in BACKENDS:
+            report, bias = _run(ds, q, c, 0, 1, backend)
+            got = dict(np.load(f"{out}-{exact}-{backend}.npz"))
+            _assert_bits_equal(got, _flat(report, bias))
 
 
 def test_bad_inputs_name_the_field() -> None:
@@ -140,6 +173,10 @@ def test_bad_inputs_name_the_field() -> None:
     bad[3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         evaluate_sharded(ds, bad, c)
+    with pytest.raises(ValueError, match="backend"):
+        evaluate_sharded(ds, q, c, backend="gpu")
+    with pytest.raises(ValueError, match="backend: 'fused' needs float32"):
+        evaluate_sharded(ds, q.astype(np.float64), c.astype(np.float64), backend="fused")
 
 
 def test_hybridrs_eval_under_torchrun(tmp_path: Path, tiny_model: Path) -> None:

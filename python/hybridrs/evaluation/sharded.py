@@ -18,6 +18,14 @@ scores its own columns only (torch, on its device), and:
 Column blocks are fixed globally, so every score is computed by the same matmul call whatever
 the number of processes: 1, 2 or 3 processes give the same metrics bit for bit (tested). Without
 an initialised process group everything runs in the calling process (world size 1).
+
+On x86-64 CPUs with AVX2 or AVX-512 (float32, scored on the CPU) the ``"fused"`` backend does
+steps 1-3 without score blocks: the thresholds are scored by the fused kernel's own FMA chain
+(:func:`hybridrs._core.fused_scores_at`, independent of how candidates are split), and one Rust
+pass per rank (:func:`hybridrs._core.fused_shard_counts`) scores its shard tile by tile, counts
+each tile while it is in cache and keeps each question's ``k`` largest scores with their
+languages and the ties at the ``k``-th; the ranks' lists, all-gathered, give the top-k cutoffs
+and their exact per-language counts (a cutoff is never below a rank's ``k``-th).
 """
 
 from __future__ import annotations
@@ -212,8 +220,9 @@ def evaluate_sharded(
     map_at: int = 10,
     map_norm: str = "R",
     top_k: Sequence[int] = (1, 10),
-    block_rows: int = 256,
+    block_rows: int | None = None,
     col_block: int | None = None,
+    backend: str = "auto",
     device: Any = None,
     group: Any = None,
     keep_per_query: bool = True,
@@ -229,10 +238,18 @@ def evaluate_sharded(
             world_size)`` of the candidate embeddings, same dtype and ``d``.
         recall_at, map_at, map_norm: As :func:`hybridrs.evaluate`.
         top_k: Cutoffs of the bias dashboard's top-k language make-up.
-        block_rows: Questions scored per step.
+        block_rows: Questions scored per step (default 256 for ``"blocked"``, 2048 for
+            ``"fused"``, which packs the shard's candidates once a step).
         col_block: Candidates scored per matmul call (default :func:`col_block_for`); shards
             are whole blocks (the same on every rank and in every run that is compared: the
             result does not depend on the number of ranks).
+        backend: ``"fused"``: the Rust fused kernel scores each rank's shard tile by tile and
+            counts the tiles while they are in cache (no score block is written out; float32
+            on the CPU, x86-64 with AVX2 or AVX-512 and FMA: :func:`hybridrs._core.fused_kernel`);
+            ``"blocked"``: a matmul per column block (numpy on the CPU, torch on a GPU), then
+            the Rust counting pass over it; ``"auto"``: fused where it runs. Every rank must use
+            the same backend; the two compute scores by different summation orders, so their
+            metrics can differ in the last bits of tied or near-tied scores.
         device: Torch device of the score blocks (default: the embeddings' device, or CUDA
             under NCCL); counting always runs in Rust on the CPU.
         group: The process group (default: the default group).
@@ -274,10 +291,13 @@ def evaluate_sharded(
     recall_at = [as_int(k, "recall_at", 1, (1 << 32) - 1) for k in recall_at]
     top_k = [as_int(k, "top_k", 1, (1 << 32) - 1) for k in top_k]
     map_at = as_int(map_at, "map_at", 1, (1 << 32) - 1)
-    block_rows = as_int(block_rows, "block_rows", 1)
     comm = _comm_device(group)
     dev = (
         torch.device(device) if device is not None else (comm if comm.type == "cuda" else q.device)
+    )
+    fused = _fused_backend(backend, dev.type == "cpu" and q.dtype == torch.float32)
+    block_rows = as_int(
+        block_rows if block_rows is not None else (2048 if fused else 256), "block_rows", 1
     )
     q, c = q.to(dev), c.to(dev)
     on_cpu = dev.type == "cpu"
@@ -308,87 +328,93 @@ def evaluate_sharded(
     for a in starts:
         b = min(a + block_rows, nq)
         n = b - a
-        # the shard's scores as contiguous column blocks, each one matmul call of a fixed
-        # global shape (never copied into one wide matrix)
-        if on_cpu:  # numpy's BLAS: faster than torch's on some CPUs (1.5x on AMD EPYC)
-            blocks = [
-                torch.from_numpy(q_np[a:b] @ c_np[cs : min(cs + col_block, n_local)].T)
-                for cs in range(0, n_local, col_block)
-            ]
+        thr_np: Any
+        if fused:
+            thr_np, ge_s, gt_s, ge_tops = _fused_step(
+                q_np, c_np, a, b, indptr, indices, offsets, (start, stop), kmax, k_eff, comm, group
+            )
         else:
-            blocks = [
-                torch.mm(q[a:b], c[cs : min(cs + col_block, n_local)].T)
-                for cs in range(0, n_local, col_block)
-            ]
-        # 1. thresholds: taken by the rank that holds the candidate, shared in one all-reduce
-        ia, ib = int(indptr[a]), int(indptr[b])
-        cols = indices[ia:ib]
-        rows = np.repeat(np.arange(n), np.diff(indptr[a : b + 1]))
-        own = np.flatnonzero((cols >= start) & (cols < stop))
-        thr = torch.zeros(ib - ia, dtype=q.dtype, device=dev)
-        if own.size:
-            local = cols[own] - start
-            which = local // col_block
-            for j in np.unique(which):
-                sel = own[which == j]
-                thr[torch.from_numpy(sel).to(dev)] = blocks[j][
-                    torch.from_numpy(rows[sel]).to(dev),
-                    torch.from_numpy(cols[sel] - start - j * col_block).to(dev),
-                ]
-        thr = thr.to(comm)
-        # 2. the local top k of each row, gathered
-        top = torch.full((n, kmax), -torch.inf, dtype=q.dtype, device=dev)
-        if n_local:
-            if on_cpu:  # one pass per row in Rust (torch.topk costs several)
-                heads = [
-                    torch.from_numpy(_core.row_top_values(x.numpy(), a, kmax).reshape(n, kmax))
-                    for x in blocks
+            # the shard's scores as contiguous column blocks, each one matmul call of a fixed
+            # global shape (never copied into one wide matrix)
+            if on_cpu:  # numpy's BLAS: faster than torch's on some CPUs (1.5x on AMD EPYC)
+                blocks = [
+                    torch.from_numpy(q_np[a:b] @ c_np[cs : min(cs + col_block, n_local)].T)
+                    for cs in range(0, n_local, col_block)
                 ]
             else:
-                heads = [torch.topk(x, min(kmax, x.shape[1]), dim=1).values for x in blocks]
-            joined = torch.cat(heads, dim=1)
-            top[:, : min(kmax, n_local)] = torch.topk(joined, min(kmax, n_local), dim=1).values
-        top = top.to(comm)
-        if size > 1:
-            dist.all_reduce(thr, group=group)
-            gathered = [torch.empty_like(top) for _ in range(size)]
-            dist.all_gather(gathered, top, group=group)
-            top = torch.cat(gathered, dim=1)
-        thr_np: Any = np.ascontiguousarray(thr.cpu().numpy(), dtype=np_dtype)
-        merged = torch.topk(top, kmax, dim=1).values.cpu().numpy()
-        top_thr: Any = np.ascontiguousarray(merged[:, k_eff - 1].reshape(-1), dtype=np_dtype)
-        # one threshold list per row: its relevant candidates' scores, then the top-k cutoffs
-        # (one counting pass; a cutoff equal to a relevant score is counted once)
-        n_top = len(top_k)
-        r = np.diff(indptr[a : b + 1])
-        both_ptr = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(r + n_top, out=both_ptr[1:])
-        rel_pos = both_ptr[rows] + (np.arange(ib - ia) - (indptr[a:b] - ia)[rows])
-        top_pos = ((both_ptr[:-1] + r)[:, None] + np.arange(n_top)[None, :]).reshape(-1)
-        both_thr: Any = np.empty(int(both_ptr[-1]), dtype=np_dtype)
-        both_thr[rel_pos] = thr_np
-        both_thr[top_pos] = top_thr
-        # counts of the column blocks add up like those of the shards
-        ge = np.zeros((len(both_thr), n_l), dtype=np.int64)
-        gt = np.zeros_like(ge)
-        for j, x in enumerate(blocks):
-            cs = start + j * col_block
-            off = np.clip(offsets, cs, cs + x.shape[1]) - cs
-            x_np = np.ascontiguousarray(x.cpu().numpy())
-            g, t = _core.threshold_counts(x_np, a, off, both_ptr, both_thr)
-            ge += g.reshape(-1, n_l)
-            gt += t.reshape(-1, n_l)
-        ge_r, gt_r = ge[rel_pos].reshape(-1), gt[rel_pos].reshape(-1)
-        ge_t = ge[top_pos].reshape(-1)
-        del blocks
-        # 3. one all-reduce of the counts
-        packed = torch.from_numpy(np.concatenate([ge_r, gt_r, ge_t]))
-        if size > 1:
-            packed = packed.to(comm)
-            dist.all_reduce(packed, group=group)
-        counts = packed.cpu().numpy().astype(np.uint32)
-        m = len(ge_r)
-        ge_s, gt_s, ge_tops = counts[:m], counts[m : 2 * m], counts[2 * m :]
+                blocks = [
+                    torch.mm(q[a:b], c[cs : min(cs + col_block, n_local)].T)
+                    for cs in range(0, n_local, col_block)
+                ]
+            # 1. thresholds: taken by the rank that holds the candidate, shared in one all-reduce
+            ia, ib = int(indptr[a]), int(indptr[b])
+            cols = indices[ia:ib]
+            rows = np.repeat(np.arange(n), np.diff(indptr[a : b + 1]))
+            own = np.flatnonzero((cols >= start) & (cols < stop))
+            thr = torch.zeros(ib - ia, dtype=q.dtype, device=dev)
+            if own.size:
+                local = cols[own] - start
+                which = local // col_block
+                for j in np.unique(which):
+                    sel = own[which == j]
+                    thr[torch.from_numpy(sel).to(dev)] = blocks[j][
+                        torch.from_numpy(rows[sel]).to(dev),
+                        torch.from_numpy(cols[sel] - start - j * col_block).to(dev),
+                    ]
+            thr = thr.to(comm)
+            # 2. the local top k of each row, gathered
+            top = torch.full((n, kmax), -torch.inf, dtype=q.dtype, device=dev)
+            if n_local:
+                if on_cpu:  # one pass per row in Rust (torch.topk costs several)
+                    heads = [
+                        torch.from_numpy(_core.row_top_values(x.numpy(), a, kmax).reshape(n, kmax))
+                        for x in blocks
+                    ]
+                else:
+                    heads = [torch.topk(x, min(kmax, x.shape[1]), dim=1).values for x in blocks]
+                joined = torch.cat(heads, dim=1)
+                top[:, : min(kmax, n_local)] = torch.topk(joined, min(kmax, n_local), dim=1).values
+            top = top.to(comm)
+            if size > 1:
+                dist.all_reduce(thr, group=group)
+                gathered = [torch.empty_like(top) for _ in range(size)]
+                dist.all_gather(gathered, top, group=group)
+                top = torch.cat(gathered, dim=1)
+            thr_np = np.ascontiguousarray(thr.cpu().numpy(), dtype=np_dtype)
+            merged = torch.topk(top, kmax, dim=1).values.cpu().numpy()
+            top_thr: Any = np.ascontiguousarray(merged[:, k_eff - 1].reshape(-1), dtype=np_dtype)
+            # one threshold list per row: its relevant candidates' scores, then the top-k cutoffs
+            # (one counting pass; a cutoff equal to a relevant score is counted once)
+            n_top = len(top_k)
+            r = np.diff(indptr[a : b + 1])
+            both_ptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(r + n_top, out=both_ptr[1:])
+            rel_pos = both_ptr[rows] + (np.arange(ib - ia) - (indptr[a:b] - ia)[rows])
+            top_pos = ((both_ptr[:-1] + r)[:, None] + np.arange(n_top)[None, :]).reshape(-1)
+            both_thr: Any = np.empty(int(both_ptr[-1]), dtype=np_dtype)
+            both_thr[rel_pos] = thr_np
+            both_thr[top_pos] = top_thr
+            # counts of the column blocks add up like those of the shards
+            ge = np.zeros((len(both_thr), n_l), dtype=np.int64)
+            gt = np.zeros_like(ge)
+            for j, x in enumerate(blocks):
+                cs = start + j * col_block
+                off = np.clip(offsets, cs, cs + x.shape[1]) - cs
+                x_np = np.ascontiguousarray(x.cpu().numpy())
+                g, t = _core.threshold_counts(x_np, a, off, both_ptr, both_thr)
+                ge += g.reshape(-1, n_l)
+                gt += t.reshape(-1, n_l)
+            ge_r, gt_r = ge[rel_pos].reshape(-1), gt[rel_pos].reshape(-1)
+            ge_t = ge[top_pos].reshape(-1)
+            del blocks
+            # 3. one all-reduce of the counts
+            packed = torch.from_numpy(np.concatenate([ge_r, gt_r, ge_t]))
+            if size > 1:
+                packed = packed.to(comm)
+                dist.all_reduce(packed, group=group)
+            counts = packed.cpu().numpy().astype(np.uint32)
+            m = len(ge_r)
+            ge_s, gt_s, ge_tops = counts[:m], counts[m : 2 * m], counts[2 * m :]
         parts.append(
             _core.metrics_from_counts(
                 thr_np, ge_s, gt_s, a, n, indptr, indices, offsets, recall_at, map_at, map_norm
@@ -411,6 +437,113 @@ def evaluate_sharded(
     )
     max_rank, lang_min, top_counts = (np.concatenate(x) for x in zip(*bias_parts, strict=False))
     return report, BiasReport(dataset, top_k, max_rank, lang_min, top_counts)
+
+
+def _fused_backend(backend: str, cpu_f32: bool) -> bool:
+    """Whether :func:`evaluate_sharded` runs the fused kernel (``backend`` checked)."""
+    if backend not in ("auto", "fused", "blocked"):
+        raise ValueError(f"backend: expected 'auto', 'fused' or 'blocked', got {backend!r}")
+    runs = _core.fused_kernel() is not None
+    if backend == "fused" and not (cpu_f32 and runs):
+        why = (
+            "float32 embeddings scored on the CPU"
+            if not cpu_f32
+            else "an x86-64 CPU with AVX2 (or AVX-512) and FMA (HYBRIDRS_SIMD may cap it)"
+        )
+        raise ValueError(f"backend: 'fused' needs {why}; use 'blocked' or 'auto'")
+    return backend != "blocked" and cpu_f32 and runs
+
+
+def _fused_step(
+    q: np.ndarray,
+    c: np.ndarray,
+    a: int,
+    b: int,
+    indptr: np.ndarray,
+    indices: np.ndarray,
+    offsets: np.ndarray,
+    shard: tuple[int, int],
+    kmax: int,
+    k_eff: np.ndarray,
+    comm: Any,
+    group: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One step of the fused backend for questions ``a..b``: the thresholds (each scored by the
+    rank that holds the candidate, one all-reduce), the rank's counts and largest scores in one
+    Rust pass over its shard, the counts summed (one all-reduce) and the ranks' largest scores
+    merged (one all-gather) into the top-k cutoffs' per-language ``>=`` counts. Returns
+    ``(thresholds, ge, gt, ge of the cutoffs)`` as :func:`hybridrs._core.metrics_from_counts`
+    and :func:`hybridrs._core.bias_from_counts` take them."""
+    import torch
+    import torch.distributed as dist
+
+    _, size = world(group)
+    start, stop = shard
+    n, n_l = b - a, len(offsets) - 1
+    ia, ib = int(indptr[a]), int(indptr[b])
+    cols = indices[ia:ib]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr[a : b + 1]))
+    own = np.flatnonzero((cols >= start) & (cols < stop))
+    thr = np.zeros(ib - ia, dtype=np.float32)
+    if own.size:
+        thr[own] = _core.fused_scores_at(q[a:b], c, rows[own], cols[own] - start)
+    if size > 1:  # x + 0 + ... + 0 == x: every rank ends with the holder's score
+        t = torch.from_numpy(thr).to(comm)
+        dist.all_reduce(t, group=group)
+        thr = np.ascontiguousarray(t.cpu().numpy())
+    ptr = np.ascontiguousarray(indptr[a : b + 1] - ia)
+    if stop > start:
+        local = np.clip(offsets, start, stop) - start
+        ge, gt, top, top_lang, ties = _core.fused_shard_counts(q[a:b], c, a, local, ptr, thr, kmax)
+    else:  # a rank without candidates: nothing counted, nothing listed
+        ge = gt = np.zeros((ib - ia) * n_l, dtype=np.uint32)
+        top = np.full(n * kmax, -np.inf, dtype=np.float32)
+        top_lang = np.zeros(n * kmax, dtype=np.uint32)
+        ties = np.zeros(n * n_l, dtype=np.uint32)
+    counts = torch.from_numpy(np.concatenate([ge, gt]).astype(np.int64))
+    listed = torch.from_numpy(
+        np.concatenate([top_lang, ties]).astype(np.int64)
+    )  # languages, then tie counts
+    vals = torch.from_numpy(top)
+    if size > 1:
+        counts = counts.to(comm)
+        dist.all_reduce(counts, group=group)
+        gv = [torch.empty_like(vals.to(comm)) for _ in range(size)]
+        dist.all_gather(gv, vals.to(comm), group=group)
+        gl = [torch.empty_like(listed.to(comm)) for _ in range(size)]
+        dist.all_gather(gl, listed.to(comm), group=group)
+        vals_all = np.stack([x.cpu().numpy() for x in gv]).reshape(size, n, kmax)
+        lists = np.stack([x.cpu().numpy() for x in gl])
+    else:
+        vals_all = top.reshape(1, n, kmax)
+        lists = listed.numpy()[None, :]
+    langs_all = lists[:, : n * kmax].reshape(size, n, kmax)
+    ties_all = lists[:, n * kmax :].reshape(size, n, n_l)
+    both = counts.cpu().numpy().astype(np.uint32)
+    m = len(ge)
+    return thr, both[:m], both[m:], _cutoff_counts(vals_all, langs_all, ties_all, k_eff)
+
+
+def _cutoff_counts(
+    vals: np.ndarray, langs: np.ndarray, ties: np.ndarray, k_eff: np.ndarray
+) -> np.ndarray:
+    """Per question, top-k cutoff and language, how many candidates score ``>=`` the row's
+    ``k``-th largest score, from every rank's list of its ``kmax`` largest (``vals``/``langs``,
+    ``ranks x n x kmax``) and tie counts at its ``kmax``-th (``ties``, ``ranks x n x L``): the
+    listed scores at or above the cutoff, plus a rank's ties where its ``kmax``-th equals the
+    cutoff (the cutoff is never below a rank's ``kmax``-th). ``(n * len(k_eff) * L,)``."""
+    size, n, kmax = vals.shape
+    n_l = ties.shape[2]
+    merged = -np.sort(-vals.transpose(1, 0, 2).reshape(n, size * kmax), axis=1)
+    out = np.zeros((n, len(k_eff), n_l), dtype=np.uint32)
+    row = np.broadcast_to(np.arange(n)[None, :, None], vals.shape)
+    for j, k in enumerate(k_eff):
+        cut = merged[:, k - 1]
+        hit = vals >= cut[None, :, None]
+        out[:, j, :] = np.bincount((row[hit] * n_l + langs[hit]), minlength=n * n_l).reshape(n, n_l)
+        at_cut = vals[:, :, kmax - 1] == cut[None, :]  # ranks x n
+        out[:, j, :] += (ties * at_cut[:, :, None]).sum(axis=0).astype(np.uint32)
+    return out.reshape(-1)
 
 
 def _finite_scores(q: Any, c: Any) -> bool:
