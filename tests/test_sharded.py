@@ -260,3 +260,49 @@ def test_trainer_evaluation_is_sharded_under_torchrun(
     for key in ("mono", "cross", "multi", "rank_distance"):
         assert after["summary"][key] == pytest.approx(ref[key], rel=1e-4), key
     assert after["retrieval"]["method"] in ("exact", "hnsw")
+
+
+@pytest.mark.skipif("fused" not in BACKENDS, reason="needs the fused kernel (AVX2/AVX-512, FMA)")
+def test_fused_shard_functions_name_the_bad_field() -> None:
+    core = hybridrs._core
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((4, 8)).astype(np.float32)
+    c = rng.standard_normal((10, 8)).astype(np.float32)
+    off = np.array([0, 6, 10], dtype=np.int64)
+    ptr = np.array([0, 1, 1, 2, 2], dtype=np.int64)
+    thr = np.array([0.1, -0.2], dtype=np.float32)
+    ge, gt, top, top_lang, ties = core.fused_shard_counts(q, c, 0, off, ptr, thr, 3)
+    assert ge.shape == gt.shape == (2 * 2,) and top.shape == top_lang.shape == (4 * 3,)
+    assert ties.shape == (4 * 2,)
+    scores = q @ c.T  # the top values are the rows' largest, up to rounding
+    assert np.allclose(top.reshape(4, 3), -np.sort(-scores, axis=1)[:, :3], atol=1e-5)
+    cases = [
+        (lambda: core.fused_shard_counts(q, c, 0, off, ptr[:-1], thr, 3), ValueError, "thr_indptr"),
+        (lambda: core.fused_shard_counts(q, c, 0, off, ptr, thr, 0), ValueError, "k"),
+        (lambda: core.fused_shard_counts(q, c[:9], 0, off, ptr, thr, 3), ValueError, "candidate"),
+        (
+            lambda: core.fused_shard_counts(q, c, 0, off, ptr, thr * np.nan, 3),
+            ValueError,
+            "thresholds",
+        ),
+        (
+            lambda: core.fused_shard_counts(q.astype(np.float64), c, 0, off, ptr, thr, 3),
+            TypeError,
+            "query_embeddings",
+        ),
+        (
+            lambda: core.fused_scores_at(q, c, np.array([0]), np.array([10])),
+            ValueError,
+            "cols",
+        ),
+        (lambda: core.fused_scores_at(q, c, np.array([4]), np.array([0])), ValueError, "rows"),
+        (lambda: core.fused_scores_at(q, c, np.array([0, 1]), np.array([0])), ValueError, "cols"),
+        (
+            lambda: core.fused_scores_at(q, c[:, :5], np.array([0]), np.array([0])),
+            ValueError,
+            "dim",
+        ),
+    ]
+    for call, exc, field in cases:
+        with pytest.raises(exc, match=field):
+            call()

@@ -15,6 +15,8 @@ __all__ = [
     "bias_from_counts",
     "fused_available",
     "fused_kernel",
+    "fused_scores_at",
+    "fused_shard_counts",
     "graded_metrics",
     "metrics_from_counts",
     "query_metrics",
