@@ -273,7 +273,7 @@ fn query_metrics_embeddings<'py>(
     metrics_dict(py, m)
 }
 
-/// The five arrays of [`fused_shard_counts`].
+/// The five arrays of [`PyFusedShard::counts`].
 type ShardArrays<'py> = (
     Bound<'py, PyArray1<u32>>,
     Bound<'py, PyArray1<u32>>,
@@ -282,44 +282,67 @@ type ShardArrays<'py> = (
     Bound<'py, PyArray1<u32>>,
 );
 
-/// The fused path over one candidate shard (counts against given thresholds, and each
-/// question's largest scores); see `hybridrs._core.pyi`.
-#[pyfunction]
-#[pyo3(signature = (query_embeddings, candidate_embeddings, first_row, lang_offsets, thr_indptr, thresholds, k))]
-#[allow(clippy::too_many_arguments)]
-fn fused_shard_counts<'py>(
-    py: Python<'py>,
-    query_embeddings: &Bound<'py, PyAny>,
-    candidate_embeddings: &Bound<'py, PyAny>,
-    first_row: usize,
-    lang_offsets: &Bound<'py, PyAny>,
-    thr_indptr: &Bound<'py, PyAny>,
-    thresholds: &Bound<'py, PyAny>,
-    k: usize,
-) -> PyResult<ShardArrays<'py>> {
-    let offsets = i64_array(lang_offsets, "lang_offsets")?;
-    let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
-    let indptr = i64_array(thr_indptr, "thr_indptr")?;
-    let indptr = contiguous(&indptr, "thr_indptr")?;
-    let (q, c, dim) = embedding_pair(query_embeddings, candidate_embeddings)?;
-    let (qs, cs) = (
-        contiguous(&q, "query_embeddings")?,
-        contiguous(&c, "candidate_embeddings")?,
-    );
-    let thr = thresholds
-        .extract::<PyReadonlyArray1<'_, f32>>()
-        .map_err(|_| PyTypeError::new_err("thresholds: expected a 1-d numpy array of float32"))?;
-    let thr = contiguous(&thr, "thresholds")?;
-    let out = detached(py, || {
-        eval::fused::shard_counts_embeddings(qs, cs, dim, first_row, &layout, indptr, thr, k)
-    })?;
-    Ok((
-        out.ge.into_pyarray(py),
-        out.gt.into_pyarray(py),
-        out.top.into_pyarray(py),
-        out.top_lang.into_pyarray(py),
-        out.top_ties.into_pyarray(py),
-    ))
+/// A candidate shard packed once for the fused kernel; see `hybridrs._core.pyi`.
+#[pyclass(name = "FusedShard", module = "hybridrs._core", frozen)]
+struct PyFusedShard {
+    inner: eval::fused::PackedShard,
+}
+
+#[pymethods]
+impl PyFusedShard {
+    #[new]
+    fn new(
+        py: Python<'_>,
+        candidate_embeddings: &Bound<'_, PyAny>,
+        lang_offsets: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let offsets = i64_array(lang_offsets, "lang_offsets")?;
+        let layout = eval::Layout::new(contiguous(&offsets, "lang_offsets")?)?;
+        let c = f32_matrix(candidate_embeddings, "candidate_embeddings")?;
+        let dim = c.shape()[1];
+        let cs = contiguous(&c, "candidate_embeddings")?;
+        let inner = detached(py, || eval::fused::PackedShard::new(cs, dim, layout))?;
+        Ok(PyFusedShard { inner })
+    }
+
+    /// Counts and largest scores of questions over the shard.
+    #[pyo3(signature = (query_embeddings, first_row, thr_indptr, thresholds, k))]
+    fn counts<'py>(
+        &self,
+        py: Python<'py>,
+        query_embeddings: &Bound<'py, PyAny>,
+        first_row: usize,
+        thr_indptr: &Bound<'py, PyAny>,
+        thresholds: &Bound<'py, PyAny>,
+        k: usize,
+    ) -> PyResult<ShardArrays<'py>> {
+        let q = f32_matrix(query_embeddings, "query_embeddings")?;
+        let dim = self.inner.dim();
+        if q.shape()[1] != dim {
+            return Err(PyValueError::new_err(format!(
+                "query_embeddings: dimension {} differs from the candidates' {dim}",
+                q.shape()[1]
+            )));
+        }
+        let qs = contiguous(&q, "query_embeddings")?;
+        let indptr = i64_array(thr_indptr, "thr_indptr")?;
+        let indptr = contiguous(&indptr, "thr_indptr")?;
+        let thr = thresholds
+            .extract::<PyReadonlyArray1<'_, f32>>()
+            .map_err(|_| {
+                PyTypeError::new_err("thresholds: expected a 1-d numpy array of float32")
+            })?;
+        let thr = contiguous(&thr, "thresholds")?;
+        let inner = &self.inner;
+        let out = detached(py, || inner.counts(qs, first_row, indptr, thr, k))?;
+        Ok((
+            out.ge.into_pyarray(py),
+            out.gt.into_pyarray(py),
+            out.top.into_pyarray(py),
+            out.top_lang.into_pyarray(py),
+            out.top_ties.into_pyarray(py),
+        ))
+    }
 }
 
 /// Scores of (question, candidate) pairs exactly as the fused kernel computes them; see
@@ -1148,7 +1171,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fused_available, m)?)?;
     m.add_function(wrap_pyfunction!(fused_kernel, m)?)?;
     m.add_function(wrap_pyfunction!(threshold_counts, m)?)?;
-    m.add_function(wrap_pyfunction!(fused_shard_counts, m)?)?;
     m.add_function(wrap_pyfunction!(fused_scores_at, m)?)?;
     m.add_function(wrap_pyfunction!(graded_metrics, m)?)?;
     m.add_function(wrap_pyfunction!(row_top_values, m)?)?;
@@ -1157,6 +1179,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     m.add_function(wrap_pyfunction!(string_codes, m)?)?;
     m.add_class::<PyPairPool>()?;
+    m.add_class::<PyFusedShard>()?;
     m.add_class::<PySampler>()?;
     Ok(())
 }

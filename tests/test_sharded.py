@@ -271,30 +271,24 @@ def test_fused_shard_functions_name_the_bad_field() -> None:
     off = np.array([0, 6, 10], dtype=np.int64)
     ptr = np.array([0, 1, 1, 2, 2], dtype=np.int64)
     thr = np.array([0.1, -0.2], dtype=np.float32)
-    ge, gt, top, top_lang, ties = core.fused_shard_counts(q, c, 0, off, ptr, thr, 3)
+    shard = core.FusedShard(c, off)
+    ge, gt, top, top_lang, ties = shard.counts(q, 0, ptr, thr, 3)
     assert ge.shape == gt.shape == (2 * 2,) and top.shape == top_lang.shape == (4 * 3,)
     assert ties.shape == (4 * 2,)
     scores = q @ c.T  # the top values are the rows' largest, up to rounding
     assert np.allclose(top.reshape(4, 3), -np.sort(-scores, axis=1)[:, :3], atol=1e-5)
+    empty = core.FusedShard(c[:0], np.zeros(3, dtype=np.int64)).counts(q, 0, ptr, thr, 2)
+    assert not empty[0].any() and np.all(np.isneginf(empty[2]))
     cases = [
-        (lambda: core.fused_shard_counts(q, c, 0, off, ptr[:-1], thr, 3), ValueError, "thr_indptr"),
-        (lambda: core.fused_shard_counts(q, c, 0, off, ptr, thr, 0), ValueError, "k"),
-        (lambda: core.fused_shard_counts(q, c[:9], 0, off, ptr, thr, 3), ValueError, "candidate"),
-        (
-            lambda: core.fused_shard_counts(q, c, 0, off, ptr, thr * np.nan, 3),
-            ValueError,
-            "thresholds",
-        ),
-        (
-            lambda: core.fused_shard_counts(q.astype(np.float64), c, 0, off, ptr, thr, 3),
-            TypeError,
-            "query_embeddings",
-        ),
-        (
-            lambda: core.fused_scores_at(q, c, np.array([0]), np.array([10])),
-            ValueError,
-            "cols",
-        ),
+        (lambda: shard.counts(q, 0, ptr[:-1], thr, 3), ValueError, "thr_indptr"),
+        (lambda: shard.counts(q, 0, ptr, thr, 0), ValueError, "k"),
+        (lambda: shard.counts(q, 0, ptr, thr * np.nan, 3), ValueError, "thresholds"),
+        (lambda: shard.counts(q[:, :5], 0, ptr, thr, 3), ValueError, "query_embeddings"),
+        (lambda: shard.counts(q.astype(np.float64), 0, ptr, thr, 3), TypeError, "query_emb"),
+        (lambda: core.FusedShard(c[:9], off), ValueError, "candidate_embeddings"),
+        (lambda: core.FusedShard(c, off[::-1].copy()), ValueError, "lang_offsets"),
+        (lambda: core.FusedShard(c.astype(np.float64), off), TypeError, "candidate_embeddings"),
+        (lambda: core.fused_scores_at(q, c, np.array([0]), np.array([10])), ValueError, "cols"),
         (lambda: core.fused_scores_at(q, c, np.array([4]), np.array([0])), ValueError, "rows"),
         (lambda: core.fused_scores_at(q, c, np.array([0, 1]), np.array([0])), ValueError, "cols"),
         (

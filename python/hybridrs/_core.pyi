@@ -7,6 +7,7 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "FusedShard",
     "HybridSampler",
     "PairPool",
     "__version__",
@@ -16,7 +17,6 @@ __all__ = [
     "fused_available",
     "fused_kernel",
     "fused_scores_at",
-    "fused_shard_counts",
     "graded_metrics",
     "metrics_from_counts",
     "query_metrics",
@@ -101,32 +101,42 @@ def threshold_counts(
     row. ``first_row`` numbers the rows in error messages. Releases the GIL.
     """
 
-def fused_shard_counts(
-    query_embeddings: npt.NDArray[np.float32],
-    candidate_embeddings: npt.NDArray[np.float32],
-    first_row: int,
-    lang_offsets: npt.NDArray[np.int64],
-    thr_indptr: npt.NDArray[np.int64],
-    thresholds: npt.NDArray[np.float32],
-    k: int,
-) -> tuple[
-    npt.NDArray[np.uint32],
-    npt.NDArray[np.uint32],
-    npt.NDArray[np.float32],
-    npt.NDArray[np.uint32],
-    npt.NDArray[np.uint32],
-]:
-    """The fused path over one shard of the candidates (``candidate_embeddings``, grouped by
-    language as ``lang_offsets`` says): the scores of every question against the shard, as the
-    fused kernel computes them (see :func:`fused_scores_at`), never written out, counted as
-    :func:`threshold_counts` counts a block of them, and each question's ``k`` largest kept.
-    Returns ``(ge, gt, top, top_lang, top_ties)``: ``ge``/``gt`` as :func:`threshold_counts`;
-    ``top`` (``n x k`` flattened, decreasing, ``-inf`` padded) the largest scores and
-    ``top_lang`` their languages; ``top_ties`` (``n x L``) how many more candidates of each
-    language score exactly the ``k``-th, so that every candidate at or above the ``k``-th is
-    known. ``first_row`` numbers questions in error messages. Needs the fused kernel
-    (:func:`fused_kernel`); releases the GIL.
-    """
+@final
+class FusedShard:
+    """One shard of the candidates (``candidate_embeddings``, float32, C-contiguous, grouped by
+    language as ``lang_offsets`` says; it may be empty) packed once into the fused kernel's
+    panels, for sharded exact evaluation. Needs the fused kernel (:func:`fused_kernel`; a
+    ValueError naming ``backend`` otherwise). Releases the GIL."""
+
+    def __new__(
+        cls,
+        candidate_embeddings: npt.NDArray[np.float32],
+        lang_offsets: npt.NDArray[np.int64],
+    ) -> FusedShard: ...
+    def counts(
+        self,
+        query_embeddings: npt.NDArray[np.float32],
+        first_row: int,
+        thr_indptr: npt.NDArray[np.int64],
+        thresholds: npt.NDArray[np.float32],
+        k: int,
+    ) -> tuple[
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.uint32],
+        npt.NDArray[np.uint32],
+    ]:
+        """The scores of every question against the shard, as the fused kernel computes them
+        (see :func:`fused_scores_at`), never written out: counted as :func:`threshold_counts`
+        counts a block of them (question ``i``'s thresholds are
+        ``thresholds[thr_indptr[i]:thr_indptr[i + 1]]``), and each question's ``k`` largest kept.
+        Returns ``(ge, gt, top, top_lang, top_ties)``: ``ge``/``gt`` as :func:`threshold_counts`;
+        ``top`` (``n x k`` flattened, decreasing, ``-inf`` padded) the largest scores and
+        ``top_lang`` their languages; ``top_ties`` (``n x L``) how many more candidates of each
+        language score exactly the ``k``-th, so that every candidate at or above the ``k``-th is
+        known. ``first_row`` numbers questions in error messages. Releases the GIL.
+        """
 
 def fused_scores_at(
     query_embeddings: npt.NDArray[np.float32],
@@ -136,7 +146,7 @@ def fused_scores_at(
 ) -> npt.NDArray[np.float32]:
     """The scores of the pairs ``(rows[j], cols[j])`` bit for bit as the fused kernel computes
     them (one FMA chain over the dimensions from zero): the thresholds
-    :func:`fused_shard_counts` needs. Needs the fused kernel; releases the GIL."""
+    :meth:`FusedShard.counts` needs. Needs the fused kernel; releases the GIL."""
 
 def metrics_from_counts(
     thresholds: npt.NDArray[np.float32] | npt.NDArray[np.float64],

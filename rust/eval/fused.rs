@@ -282,7 +282,7 @@ struct RowState {
     compact: bool,
     /// The question's thresholds in a collision-free hash table, for [`count_dense`].
     ties: Option<TieTable>,
-    /// The largest scores seen, when they are asked for ([`shard_counts_embeddings`]).
+    /// The largest scores seen, when they are asked for ([`PackedShard::counts`]).
     top: Option<TopK>,
 }
 
@@ -621,7 +621,7 @@ pub fn query_metrics_embeddings(
     }
 }
 
-/// What [`shard_counts_embeddings`] returns for `n` questions over a shard's `L` languages.
+/// What [`PackedShard::counts`] returns for `n` questions over a shard's `L` languages.
 #[derive(Debug)]
 pub struct ShardCounts {
     /// Per threshold and language (`n_thresholds x L`, row-major): candidates scoring `>=` it.
@@ -638,169 +638,187 @@ pub struct ShardCounts {
     pub top_ties: Vec<u32>,
 }
 
-/// The fused path over one shard of the candidates, for sharded exact evaluation: the scores of
-/// questions `queries` (`n x dim`) against the shard's `candidates` (`n_c x dim`, grouped by
-/// language as `layout` says) as the fused kernel computes them (one FMA chain each, as
-/// [`scores_at`]), counted against given thresholds (`thr[thr_indptr[i]..thr_indptr[i + 1]]`
-/// for question `i`, as [`crate::eval::threshold_counts`] counts a score block) and the `k`
-/// largest kept per question (with ties counted, see [`ShardCounts`]); no score block is ever
-/// written out. `first_row` only numbers the questions in error messages.
-#[allow(clippy::too_many_arguments)]
-pub fn shard_counts_embeddings(
-    queries: &[f32],
-    candidates: &[f32],
-    dim: usize,
-    first_row: usize,
-    layout: &Layout,
-    thr_indptr: &[i64],
-    thr: &[f32],
-    k: usize,
-) -> CoreResult<ShardCounts> {
-    let n_c = layout.n_candidates();
-    let n_langs = layout.n_langs();
-    let n_q = check_embeddings(queries, candidates, dim, n_c)?;
-    check_indptr("thr_indptr", thr_indptr, n_q, thr.len())?;
-    if let Some(i) = thr.iter().position(|t| !t.is_finite()) {
-        return Err(CoreError::value(
-            "thresholds",
-            format!("entry {i} is {}, not a finite score", thr[i]),
-        ));
-    }
-    if k == 0 {
-        return Err(CoreError::value("k", "must be >= 1"));
-    }
-    let level = fused_level()?;
-    let mut out = ShardCounts {
-        ge: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
-        gt: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
-        top: try_vec("k", &[n_q, k], f32::NEG_INFINITY)?,
-        top_lang: try_vec("k", &[n_q, k], 0u32)?,
-        top_ties: try_vec("k", &[n_q, n_langs], 0u32)?,
-    };
-    if n_c == 0 || n_q == 0 {
-        return Ok(out);
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: `fused_level` reported the level's features.
-        unsafe {
-            shard_level(
-                level, queries, candidates, dim, first_row, layout, thr_indptr, thr, k, &mut out,
-            )?
-        };
-        Ok(out)
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = (level, first_row);
-        unreachable!("fused_level() fails off x86_64")
-    }
-}
-
-/// [`shard_run`] with the kernel of SIMD level `level`.
-///
-/// # Safety
-/// The level's features must be available (see [`kernel_level`]).
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn shard_level(
+/// One shard of the candidates packed once for the fused kernel, for sharded exact evaluation:
+/// [`PackedShard::counts`] scores questions against it as the fused kernel computes them (one
+/// FMA chain each, as [`scores_at`]), counts those scores against given thresholds (as
+/// [`crate::eval::threshold_counts`] counts a block of them) and keeps each question's `k`
+/// largest (with ties counted, see [`ShardCounts`]); no score block is ever written out.
+#[derive(Debug)]
+pub struct PackedShard {
     level: u8,
-    queries: &[f32],
-    candidates: &[f32],
+    packed: Vec<f32>,
     dim: usize,
-    first_row: usize,
-    layout: &Layout,
-    thr_indptr: &[i64],
-    thr: &[f32],
-    k: usize,
-    out: &mut ShardCounts,
-) -> CoreResult<()> {
-    // SAFETY: the caller's promise.
-    unsafe {
-        if level == SIMD_AVX512 {
-            shard_run::<Avx512>(
-                queries, candidates, dim, first_row, layout, thr_indptr, thr, k, out,
-            )
-        } else {
-            shard_run::<Avx2>(
-                queries, candidates, dim, first_row, layout, thr_indptr, thr, k, out,
-            )
-        }
-    }
+    layout: Layout,
 }
 
-/// [`shard_counts_embeddings`] with kernel `K` (inputs checked, `out` zeroed).
-///
-/// # Safety
-/// `K`'s SIMD level and FMA must be available.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn shard_run<K: Micro>(
-    queries: &[f32],
-    candidates: &[f32],
-    dim: usize,
-    first_row: usize,
-    layout: &Layout,
-    thr_indptr: &[i64],
-    thr: &[f32],
-    k: usize,
-    out: &mut ShardCounts,
-) -> CoreResult<()> {
-    let n_c = layout.n_candidates();
-    let n_langs = layout.n_langs();
-    let n_q = queries.len() / dim;
-    let packed = pack::<K>(candidates, n_c, dim)?;
-    let r = K::MR * K::PANELS;
-    let parts: Vec<Vec<RowState>> = (0..n_q.div_ceil(r))
-        .into_par_iter()
-        .map(|task| {
-            let rows = task * r..((task + 1) * r).min(n_q);
-            let mut states: Vec<RowState> = rows
-                .clone()
-                .map(|i| {
-                    let (a, b) = (thr_indptr[i] as usize, thr_indptr[i + 1] as usize);
-                    let sc = Scratch::<f32> {
-                        thr: thr[a..b].to_vec(),
-                        ge: vec![0; (b - a) * n_langs],
-                        gt: vec![0; (b - a) * n_langs],
-                        ..Scratch::default()
-                    };
-                    RowState::new::<K>(sc, Some(TopK::new(k, n_langs)))
-                })
-                .collect();
-            let qs = &queries[rows.start * dim..rows.end * dim];
-            // SAFETY: the caller's promise.
-            unsafe {
-                block_counts::<K>(
-                    qs,
-                    first_row + rows.start,
-                    &packed,
-                    dim,
-                    layout,
-                    &mut states,
-                )?
-            };
-            Ok(states)
+impl PackedShard {
+    /// Packs `candidates` (`n_c x dim`, row-major, grouped by language as `layout` says) into
+    /// the panels of this CPU's fused kernel (`n_c` may be 0).
+    pub fn new(candidates: &[f32], dim: usize, layout: Layout) -> CoreResult<PackedShard> {
+        let n_c = layout.n_candidates();
+        if dim == 0 {
+            return Err(CoreError::shape(
+                "candidate_embeddings",
+                "has dimension 0 (no columns)",
+            ));
+        }
+        check_embeddings(&[], candidates, dim, n_c)?;
+        let level = fused_level()?;
+        PackedShard::at_level(level, candidates, dim, layout)
+    }
+
+    /// [`PackedShard::new`] for the kernel of SIMD level `level`.
+    fn at_level(level: u8, candidates: &[f32], dim: usize, layout: Layout) -> CoreResult<Self> {
+        let n_c = layout.n_candidates();
+        let packed = if level == SIMD_AVX512 {
+            pack::<Avx512>(candidates, n_c, dim)?
+        } else {
+            pack::<Avx2>(candidates, n_c, dim)?
+        };
+        Ok(PackedShard {
+            level,
+            packed,
+            dim,
+            layout,
         })
-        .collect::<CoreResult<_>>()?;
-    for (i, st) in parts.iter().flatten().enumerate() {
-        let at = thr_indptr[i] as usize * n_langs;
-        out.ge[at..at + st.sc.ge.len()].copy_from_slice(&st.sc.ge);
-        out.gt[at..at + st.sc.gt.len()].copy_from_slice(&st.sc.gt);
-        if let Some(top) = &st.top {
-            top.write(
-                &mut out.top[i * k..(i + 1) * k],
-                &mut out.top_lang[i * k..(i + 1) * k],
-                &mut out.top_ties[i * n_langs..(i + 1) * n_langs],
-            );
+    }
+
+    /// The candidates' dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The counts and largest scores of the questions `queries` (`n x dim`, row-major) over the
+    /// shard: question `i`'s thresholds are `thr[thr_indptr[i]..thr_indptr[i + 1]]`; `k >= 1`
+    /// largest scores are kept. `first_row` only numbers the questions in error messages.
+    pub fn counts(
+        &self,
+        queries: &[f32],
+        first_row: usize,
+        thr_indptr: &[i64],
+        thr: &[f32],
+        k: usize,
+    ) -> CoreResult<ShardCounts> {
+        let (dim, n_langs) = (self.dim, self.layout.n_langs());
+        if !queries.len().is_multiple_of(dim) {
+            return Err(CoreError::shape(
+                "query_embeddings",
+                format!(
+                    "has {} values, not a multiple of the candidates' dimension {dim}",
+                    queries.len()
+                ),
+            ));
+        }
+        let n_q = queries.len() / dim;
+        check_indptr("thr_indptr", thr_indptr, n_q, thr.len())?;
+        if let Some(i) = thr.iter().position(|t| !t.is_finite()) {
+            return Err(CoreError::value(
+                "thresholds",
+                format!("entry {i} is {}, not a finite score", thr[i]),
+            ));
+        }
+        if k == 0 {
+            return Err(CoreError::value("k", "must be >= 1"));
+        }
+        let mut out = ShardCounts {
+            ge: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
+            gt: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
+            top: try_vec("k", &[n_q, k], f32::NEG_INFINITY)?,
+            top_lang: try_vec("k", &[n_q, k], 0u32)?,
+            top_ties: try_vec("k", &[n_q, n_langs], 0u32)?,
+        };
+        if self.layout.n_candidates() == 0 || n_q == 0 {
+            return Ok(out);
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `self.level` was reported by `fused_level` (or, in tests, is one this
+            // CPU runs), and the panels were packed for its kernel.
+            unsafe {
+                if self.level == SIMD_AVX512 {
+                    self.run::<Avx512>(queries, first_row, thr_indptr, thr, k, &mut out)?
+                } else {
+                    self.run::<Avx2>(queries, first_row, thr_indptr, thr, k, &mut out)?
+                }
+            }
+            Ok(out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = first_row;
+            unreachable!("a PackedShard is never built off x86_64")
         }
     }
-    Ok(())
+
+    /// [`PackedShard::counts`] with kernel `K` (inputs checked, `out` sized).
+    ///
+    /// # Safety
+    /// `K`'s SIMD level and FMA must be available and the panels packed for `K`.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn run<K: Micro>(
+        &self,
+        queries: &[f32],
+        first_row: usize,
+        thr_indptr: &[i64],
+        thr: &[f32],
+        k: usize,
+        out: &mut ShardCounts,
+    ) -> CoreResult<()> {
+        let (dim, layout) = (self.dim, &self.layout);
+        let n_langs = layout.n_langs();
+        let n_q = queries.len() / dim;
+        let r = K::MR * K::PANELS;
+        let parts: Vec<Vec<RowState>> = (0..n_q.div_ceil(r))
+            .into_par_iter()
+            .map(|task| {
+                let rows = task * r..((task + 1) * r).min(n_q);
+                let mut states: Vec<RowState> = rows
+                    .clone()
+                    .map(|i| {
+                        let (a, b) = (thr_indptr[i] as usize, thr_indptr[i + 1] as usize);
+                        let sc = Scratch::<f32> {
+                            thr: thr[a..b].to_vec(),
+                            ge: vec![0; (b - a) * n_langs],
+                            gt: vec![0; (b - a) * n_langs],
+                            ..Scratch::default()
+                        };
+                        RowState::new::<K>(sc, Some(TopK::new(k, n_langs)))
+                    })
+                    .collect();
+                let qs = &queries[rows.start * dim..rows.end * dim];
+                // SAFETY: the caller's promise.
+                unsafe {
+                    block_counts::<K>(
+                        qs,
+                        first_row + rows.start,
+                        &self.packed,
+                        dim,
+                        layout,
+                        &mut states,
+                    )?
+                };
+                Ok(states)
+            })
+            .collect::<CoreResult<_>>()?;
+        for (i, st) in parts.iter().flatten().enumerate() {
+            let at = thr_indptr[i] as usize * n_langs;
+            out.ge[at..at + st.sc.ge.len()].copy_from_slice(&st.sc.ge);
+            out.gt[at..at + st.sc.gt.len()].copy_from_slice(&st.sc.gt);
+            if let Some(top) = &st.top {
+                top.write(
+                    &mut out.top[i * k..(i + 1) * k],
+                    &mut out.top_lang[i * k..(i + 1) * k],
+                    &mut out.top_ties[i * n_langs..(i + 1) * n_langs],
+                );
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The scores of the pairs `(rows[j], cols[j])` of `queries` (`n x dim`) and `candidates`
 /// (`n_c x dim`) exactly as the fused kernel computes them (one FMA chain over the dimensions
-/// from zero): the thresholds that [`shard_counts_embeddings`] needs, taken by the shard that
+/// from zero): the thresholds that [`PackedShard::counts`] needs, taken by the shard that
 /// holds each candidate.
 pub fn scores_at(
     queries: &[f32],
@@ -1272,7 +1290,7 @@ mod tests {
                 vec![0, 512, 1024, 2100],
             ),
             (40, vec![0, 0, 300, 300, 610], 33, true, vec![0, 610]),
-            (7, vec![0, 5, 9], 3, true, vec![0, 3, 4, 9]),
+            (7, vec![0, 5, 9], 3, true, vec![0, 3, 3, 4, 9]),
         ]
         .into_iter()
         .enumerate()
@@ -1332,21 +1350,10 @@ mod tests {
                             .map(|&o| (o as usize).clamp(a, b) as i64 - a as i64)
                             .collect();
                         let ll = Layout::new(&local).unwrap();
-                        let mut out = ShardCounts {
-                            ge: vec![0; want_ge.len()],
-                            gt: vec![0; want_ge.len()],
-                            top: vec![f32::NEG_INFINITY; n_q * k],
-                            top_lang: vec![0; n_q * k],
-                            top_ties: vec![0; n_q * n_langs],
-                        };
-                        if b > a {
-                            let cs = &c[a * dim..b * dim];
-                            // SAFETY: the CPU runs `level` (`levels`).
-                            unsafe {
-                                shard_level(level, &q, cs, dim, 0, &ll, &ptr, &thr, k, &mut out)
-                            }
-                            .unwrap();
-                        }
+                        let cs = &c[a * dim..b * dim];
+                        // (an empty shard, b == a, counts nothing and lists nothing)
+                        let shard = PackedShard::at_level(level, cs, dim, ll).unwrap();
+                        let out = shard.counts(&q, 0, &ptr, &thr, k).unwrap();
                         ge.iter_mut().zip(&out.ge).for_each(|(x, y)| *x += y);
                         gt.iter_mut().zip(&out.gt).for_each(|(x, y)| *x += y);
                         parts.push(out);

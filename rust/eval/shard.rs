@@ -580,9 +580,8 @@ mod tests {
                 sorted.sort_by(|a, b| b.partial_cmp(a).unwrap());
                 sorted.resize(k.max(n), f32::NEG_INFINITY);
                 assert_eq!(&v[..], &sorted[..k]);
-                for j in 0..k.min(n) {
-                    let c = sorted[j];
-                    for l in 0..n_langs {
+                for (j, &c) in sorted.iter().enumerate().take(k.min(n)) {
+                    for (l, &tied) in ex.iter().enumerate() {
                         let want = vals
                             .iter()
                             .zip(&langs)
@@ -594,7 +593,7 @@ mod tests {
                             .filter(|&(&x, &m)| x >= c && m as usize == l)
                             .count() as u32;
                         if c == v[k - 1] {
-                            got += ex[l];
+                            got += tied;
                         }
                         assert_eq!(got, want, "seed {seed} k {k} cutoff {j} lang {l}");
                     }

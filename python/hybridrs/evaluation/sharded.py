@@ -22,10 +22,10 @@ an initialised process group everything runs in the calling process (world size 
 On x86-64 CPUs with AVX2 or AVX-512 (float32, scored on the CPU) the ``"fused"`` backend does
 steps 1-3 without score blocks: the thresholds are scored by the fused kernel's own FMA chain
 (:func:`hybridrs._core.fused_scores_at`, independent of how candidates are split), and one Rust
-pass per rank (:func:`hybridrs._core.fused_shard_counts`) scores its shard tile by tile, counts
-each tile while it is in cache and keeps each question's ``k`` largest scores with their
-languages and the ties at the ``k``-th; the ranks' lists, all-gathered, give the top-k cutoffs
-and their exact per-language counts (a cutoff is never below a rank's ``k``-th).
+pass per rank (:class:`hybridrs._core.FusedShard`, its shard packed once) scores the shard tile
+by tile, counts each tile while it is in cache and keeps each question's ``k`` largest scores
+with their languages and the ties at the ``k``-th; the ranks' lists, all-gathered, give the
+top-k cutoffs and their exact per-language counts (a cutoff is never below a rank's ``k``-th).
 """
 
 from __future__ import annotations
@@ -318,6 +318,12 @@ def evaluate_sharded(
             "scores: embeddings with NaN or infinite values (or so large that their dot "
             "products overflow) on some rank: every score must be finite"
         )
+    # the fused backend's candidate panels, packed once (None: a rank without candidates)
+    panels = (
+        _core.FusedShard(c_np, np.clip(offsets, start, stop) - start)
+        if fused and stop > start
+        else None
+    )
     parts: list[dict[str, np.ndarray]] = []
     bias_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     starts: Any = range(0, nq, block_rows)
@@ -331,7 +337,19 @@ def evaluate_sharded(
         thr_np: Any
         if fused:
             thr_np, ge_s, gt_s, ge_tops = _fused_step(
-                q_np, c_np, a, b, indptr, indices, offsets, (start, stop), kmax, k_eff, comm, group
+                q_np,
+                c_np,
+                panels,
+                a,
+                b,
+                indptr,
+                indices,
+                n_l,
+                (start, stop),
+                kmax,
+                k_eff,
+                comm,
+                group,
             )
         else:
             # the shard's scores as contiguous column blocks, each one matmul call of a fixed
@@ -457,11 +475,12 @@ def _fused_backend(backend: str, cpu_f32: bool) -> bool:
 def _fused_step(
     q: np.ndarray,
     c: np.ndarray,
+    panels: Any,
     a: int,
     b: int,
     indptr: np.ndarray,
     indices: np.ndarray,
-    offsets: np.ndarray,
+    n_l: int,
     shard: tuple[int, int],
     kmax: int,
     k_eff: np.ndarray,
@@ -470,16 +489,17 @@ def _fused_step(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One step of the fused backend for questions ``a..b``: the thresholds (each scored by the
     rank that holds the candidate, one all-reduce), the rank's counts and largest scores in one
-    Rust pass over its shard, the counts summed (one all-reduce) and the ranks' largest scores
-    merged (one all-gather) into the top-k cutoffs' per-language ``>=`` counts. Returns
-    ``(thresholds, ge, gt, ge of the cutoffs)`` as :func:`hybridrs._core.metrics_from_counts`
-    and :func:`hybridrs._core.bias_from_counts` take them."""
+    Rust pass over its shard (``panels``: its :class:`hybridrs._core.FusedShard`, or None),
+    the counts summed (one all-reduce) and the ranks' largest scores merged (one all-gather)
+    into the top-k cutoffs' per-language ``>=`` counts. Returns ``(thresholds, ge, gt, ge of
+    the cutoffs)`` as :func:`hybridrs._core.metrics_from_counts` and
+    :func:`hybridrs._core.bias_from_counts` take them."""
     import torch
     import torch.distributed as dist
 
     _, size = world(group)
     start, stop = shard
-    n, n_l = b - a, len(offsets) - 1
+    n = b - a
     ia, ib = int(indptr[a]), int(indptr[b])
     cols = indices[ia:ib]
     rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr[a : b + 1]))
@@ -492,9 +512,8 @@ def _fused_step(
         dist.all_reduce(t, group=group)
         thr = np.ascontiguousarray(t.cpu().numpy())
     ptr = np.ascontiguousarray(indptr[a : b + 1] - ia)
-    if stop > start:
-        local = np.clip(offsets, start, stop) - start
-        ge, gt, top, top_lang, ties = _core.fused_shard_counts(q[a:b], c, a, local, ptr, thr, kmax)
+    if panels is not None:
+        ge, gt, top, top_lang, ties = panels.counts(q[a:b], a, ptr, thr, kmax)
     else:  # a rank without candidates: nothing counted, nothing listed
         ge = gt = np.zeros((ib - ia) * n_l, dtype=np.uint32)
         top = np.full(n * kmax, -np.inf, dtype=np.float32)
