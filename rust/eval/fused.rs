@@ -1155,6 +1155,38 @@ mod tests {
             .collect()
     }
 
+    /// Question and candidate embeddings (`n_q x dim`, `n_c x dim`) from `seed`: in [-1, 1), or
+    /// small integers (many exact ties) with `integer`.
+    fn embeddings(
+        seed: u64,
+        n_q: usize,
+        n_c: usize,
+        dim: usize,
+        integer: bool,
+    ) -> (Vec<f32>, Vec<f32>) {
+        let round = |v: Vec<f32>| -> Vec<f32> {
+            if integer {
+                v.iter().map(|x| (x * 2.0).round()).collect()
+            } else {
+                v
+            }
+        };
+        (round(lcg(seed, n_q * dim)), round(lcg(seed + 1, n_c * dim)))
+    }
+
+    /// Every score as the fused kernel computes it: one FMA chain over the dimensions from 0.
+    fn chain_scores(q: &[f32], c: &[f32], dim: usize) -> Vec<f32> {
+        q.chunks(dim)
+            .flat_map(|qi| {
+                c.chunks(dim).map(|cj| {
+                    qi.iter()
+                        .zip(cj)
+                        .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
+                })
+            })
+            .collect()
+    }
+
     /// The fused kernels this CPU runs, whatever `HYBRIDRS_SIMD` says (each is tested).
     fn levels() -> Vec<u8> {
         let top = kernel_for(cpu_level());
@@ -1167,15 +1199,7 @@ mod tests {
     fn check(n_q: usize, offs: &[i64], dim: usize, integer: bool, seed: u64) {
         let layout = Layout::new(offs).unwrap();
         let n_c = layout.n_candidates();
-        let round = |v: Vec<f32>| -> Vec<f32> {
-            if integer {
-                v.iter().map(|x| (x * 2.0).round()).collect()
-            } else {
-                v
-            }
-        };
-        let q = round(lcg(seed, n_q * dim));
-        let c = round(lcg(seed + 1, n_c * dim));
+        let (q, c) = embeddings(seed, n_q, n_c, dim, integer);
         let mut indptr = vec![0i64];
         let mut indices = Vec::new();
         for i in 0..n_q {
@@ -1195,18 +1219,7 @@ mod tests {
             map_norm: MapNorm::R,
         };
         // The reference scores: the same FMA chains, then the row kernel.
-        let scores: Vec<f32> = (0..n_q)
-            .flat_map(|i| {
-                let qi = &q[i * dim..(i + 1) * dim];
-                (0..n_c)
-                    .map(|j| {
-                        qi.iter()
-                            .zip(&c[j * dim..(j + 1) * dim])
-                            .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let scores = chain_scores(&q, &c, dim);
         let want = query_metrics(&scores, n_q, 0, &rel, &layout, &spec).unwrap();
         let got = query_metrics_embeddings(&q, &c, dim, 0, &rel, &layout, &spec).unwrap();
         for level in levels() {
@@ -1298,27 +1311,8 @@ mod tests {
             let seed = 70 + case as u64 * 10;
             let layout = Layout::new(&offs).unwrap();
             let (n_c, n_langs) = (layout.n_candidates(), layout.n_langs());
-            let round = |v: Vec<f32>| -> Vec<f32> {
-                if integer {
-                    v.iter().map(|x| (x * 1.5).round()).collect()
-                } else {
-                    v
-                }
-            };
-            let q = round(lcg(seed, n_q * dim));
-            let c = round(lcg(seed + 1, n_c * dim));
-            let scores: Vec<f32> = (0..n_q)
-                .flat_map(|i| {
-                    let qi = &q[i * dim..(i + 1) * dim];
-                    (0..n_c)
-                        .map(|j| {
-                            qi.iter()
-                                .zip(&c[j * dim..(j + 1) * dim])
-                                .fold(0.0f32, |acc, (&x, &y)| x.mul_add(y, acc))
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .collect();
+            let (q, c) = embeddings(seed, n_q, n_c, dim, integer);
+            let scores = chain_scores(&q, &c, dim);
             // thresholds: some of each row's scores (by the fused chain: `scores_at`), and a
             // value from outside
             let (mut ptr, mut rows, mut cols) = (vec![0i64], Vec::new(), Vec::new());
