@@ -670,10 +670,16 @@ impl PackedShard {
     /// [`PackedShard::new`] for the kernel of SIMD level `level`.
     fn at_level(level: u8, candidates: &[f32], dim: usize, layout: Layout) -> CoreResult<Self> {
         let n_c = layout.n_candidates();
+        #[cfg(target_arch = "x86_64")]
         let packed = if level == SIMD_AVX512 {
             pack::<Avx512>(candidates, n_c, dim)?
         } else {
             pack::<Avx2>(candidates, n_c, dim)?
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let packed = {
+            let _ = (candidates, n_c);
+            Vec::new()
         };
         Ok(PackedShard {
             level,
@@ -720,6 +726,7 @@ impl PackedShard {
         if k == 0 {
             return Err(CoreError::value("k", "must be >= 1"));
         }
+        #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
         let mut out = ShardCounts {
             ge: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
             gt: try_vec("thresholds", &[thr.len(), n_langs], 0u32)?,
@@ -858,6 +865,7 @@ pub fn scores_at(
     }
     let level = fused_level()?;
     let _ = level;
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut out = try_vec("rows", &[rows.len()], 0f32)?;
     #[cfg(target_arch = "x86_64")]
     {

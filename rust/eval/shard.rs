@@ -352,6 +352,8 @@ pub fn row_top_values<T: Score>(
 /// `j`-th largest score of the row, `j <= k`, and it is never below a shard's `k`-th), each
 /// shard's `>= c` count of a language is the entries of its list `>= c`, plus its tie count
 /// when `c` equals its `k`-th.
+// (used by the fused kernels, which are x86-64 only)
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct TopK {
     k: usize,
     vals: Vec<f32>,
@@ -359,6 +361,7 @@ pub(crate) struct TopK {
     extra: Vec<u32>,
 }
 
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl TopK {
     /// An empty tracker of the `k >= 1` largest scores over `n_langs` languages.
     pub(crate) fn new(k: usize, n_langs: usize) -> TopK {
