@@ -419,7 +419,19 @@ def _strategies() -> dict[str, Any]:
             "valid": what == "none",
         }
 
+    @st.composite
+    def shard_case(draw: Any) -> dict[str, Any]:
+        case = draw(embeddings_case())
+        n_c = case["ds"].n_candidates
+        case["cut"] = draw(st.integers(0, n_c))
+        # k: small, or refused (0, negative, past usize); never huge and valid (a k x n output)
+        case["k"] = draw(st.one_of(st.integers(1, 12), st.sampled_from([0, -1, 2**64, 2**70])))
+        if not 1 <= case["k"] <= 12 or not 0 <= case["first_row"] < 2**64:
+            case["valid"] = False
+        return case
+
     return {
+        "fused_shard": shard_case(),
         "bias_from_counts": bias_case(),
         "strings": strings_case(),
         "dense_pool": dense_case(),
@@ -562,6 +574,78 @@ def check_embeddings(a: dict[str, Any]) -> str:
         fused = hybridrs.evaluate(ds, a["q"], a["c"], block_rows=a["block_rows"], backend="fused")
         if not _same_report(fused, ref):
             return "mismatch"
+    return "ok"
+
+
+def check_fused_shard(a: dict[str, Any]) -> str:
+    from hybridrs import _core
+
+    if _core.fused_kernel() is None:  # no fused kernel here: refused with a documented error
+        try:
+            _core.FusedShard(np.zeros((1, 1), dtype=np.float32), np.array([0, 1]))
+        except ValueError as e:
+            if "backend" in str(e):
+                return "ok" if a["valid"] else "error"
+        return "mismatch"
+    # (an invalid case may still be a valid input, a corruption being no more than a changed
+    # value: only a documented error or a result counts, as for "embeddings")
+    return _check_fused_shard(a)
+
+
+def _check_fused_shard(a: dict[str, Any]) -> str:
+    """The candidates cut in two shards (one may be empty): thresholds by
+    ``fused_scores_at`` on the shard holding each candidate, ``FusedShard.counts`` of both
+    shards summed, must equal ``threshold_counts`` of the whole (exact: small integers) score
+    matrix, and the merged top lists the rows' largest scores with exact ``>=`` counts."""
+    from hybridrs import _core
+
+    ds, q, c, cut, k = a["ds"], a["q"], a["c"], a["cut"], a["k"]
+    off = np.asarray(ds.lang_offsets, dtype=np.int64)
+    indptr = np.asarray(ds.relevance_indptr, dtype=np.int64)
+    indices = np.asarray(ds.relevance_indices, dtype=np.int64)
+    n_q, n_c = ds.n_questions, ds.n_candidates
+    rows = np.repeat(np.arange(n_q, dtype=np.int64), np.diff(indptr))
+    shards = [(0, cut), (cut, n_c)]
+    thr = np.zeros(len(indices), dtype=np.float32)
+    for s0, s1 in shards:
+        own = (indices >= s0) & (indices < s1)
+        if own.any():
+            cs = c[s0:s1] if isinstance(c, np.ndarray) else c
+            thr[own] = _core.fused_scores_at(q, cs, rows[own], indices[own] - s0)
+    outs = []
+    for s0, s1 in shards:
+        cs = c[s0:s1] if isinstance(c, np.ndarray) else c
+        shard = _core.FusedShard(cs, np.clip(off, s0, s1) - s0)
+        outs.append(shard.counts(q, a["first_row"], indptr, thr, k))
+    if not a["valid"]:
+        return "ok"
+    scores = (q.astype(np.float64) @ c.T.astype(np.float64)).astype(np.float32)
+    want_ge, want_gt = _core.threshold_counts(scores, 0, off, indptr, thr)
+    if not (
+        np.array_equal(outs[0][0] + outs[1][0], want_ge)
+        and np.array_equal(outs[0][1] + outs[1][1], want_gt)
+    ):
+        return "mismatch"
+    n_l = len(off) - 1
+    for i in range(n_q):
+        row = scores[i]
+        head = -np.sort(-row)
+        lists = [(o[2].reshape(n_q, k)[i], o[3].reshape(n_q, k)[i], o[4].reshape(n_q, n_l)[i])
+                 for o in outs]  # fmt: skip
+        merged = -np.sort(-np.concatenate([v for v, _, _ in lists]))
+        if not np.array_equal(merged[: min(k, n_c)], head[:k]):
+            return "mismatch"
+        for j in range(min(k, n_c)):
+            cut_v = head[j]
+            for lang in range(n_l):
+                want = int((row[off[lang] : off[lang + 1]] >= cut_v).sum())
+                got = sum(
+                    int(((v >= cut_v) & (lg == lang)).sum())
+                    + (int(t[lang]) if v[-1] == cut_v else 0)
+                    for v, lg, t in lists
+                )
+                if got != want:
+                    return "mismatch"
     return "ok"
 
 
@@ -745,6 +829,7 @@ def _check_dense_pool(a: dict[str, Any]) -> str:
 
 
 CHECKS = {
+    "fused_shard": check_fused_shard,
     "bias_from_counts": check_bias_from_counts,
     "strings": check_strings,
     "dense_pool": check_dense_pool,

@@ -540,7 +540,7 @@ unsafe fn count_strip<const LEVEL: u8>(
             };
         }
         if !finite {
-            return Err(non_finite(srow, first_row + i, c0));
+            return Err(non_finite(srow, first_row.saturating_add(i), c0));
         }
     }
     Ok(())
@@ -797,7 +797,7 @@ impl PackedShard {
                 unsafe {
                     block_counts::<K>(
                         qs,
-                        first_row + rows.start,
+                        first_row.saturating_add(rows.start),
                         &self.packed,
                         dim,
                         layout,

@@ -365,10 +365,12 @@ pub(crate) struct TopK {
 impl TopK {
     /// An empty tracker of the `k >= 1` largest scores over `n_langs` languages.
     pub(crate) fn new(k: usize, n_langs: usize) -> TopK {
+        // (a huge `k` grows the lists as scores come, never allocated up front)
+        let cap = k.min(256) + 1;
         TopK {
             k,
-            vals: Vec::with_capacity(k + 1),
-            langs: Vec::with_capacity(k + 1),
+            vals: Vec::with_capacity(cap),
+            langs: Vec::with_capacity(cap),
             extra: vec![0; n_langs],
         }
     }
