@@ -18,7 +18,7 @@
 
 use rayon::prelude::*;
 
-use super::shard::{check_indptr, TopK};
+use super::shard::{check_indptr, check_thresholds, TopK};
 use super::{
     count_slice, finish_row, in_tasks, lowest, non_finite, relevant_columns, simd_level, Layout,
     QueryMetrics, Relevance, Score, Scratch, Spec, COMPACT_PAD, SIMD_AVX2, SIMD_AVX512,
@@ -717,12 +717,7 @@ impl PackedShard {
         }
         let n_q = queries.len() / dim;
         check_indptr("thr_indptr", thr_indptr, n_q, thr.len())?;
-        if let Some(i) = thr.iter().position(|t| !t.is_finite()) {
-            return Err(CoreError::value(
-                "thresholds",
-                format!("entry {i} is {}, not a finite score", thr[i]),
-            ));
-        }
+        check_thresholds(thr)?;
         if k == 0 {
             return Err(CoreError::value("k", "must be >= 1"));
         }

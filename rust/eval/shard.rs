@@ -120,6 +120,17 @@ pub fn bias_from_counts(
     Ok(out)
 }
 
+/// Checks that every threshold is a finite score.
+pub(crate) fn check_thresholds<T: Score>(thr: &[T]) -> CoreResult<()> {
+    match thr.iter().position(|t| !t.finite()) {
+        Some(i) => Err(CoreError::value(
+            "thresholds",
+            format!("entry {i} is {}, not a finite score", thr[i].as_f64()),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// For each row of a block of scores (`n_rows x layout.n_candidates()`, row-major: a shard's
 /// columns, grouped by language as `layout` says) and each of that row's thresholds
 /// (`thr[thr_indptr[i]..thr_indptr[i + 1]]`), the number of the row's candidates of each
@@ -144,12 +155,7 @@ pub fn threshold_counts<T: Score>(
         ));
     }
     check_indptr("thr_indptr", thr_indptr, n_rows, thr.len())?;
-    if let Some(i) = thr.iter().position(|t| !t.finite()) {
-        return Err(CoreError::value(
-            "thresholds",
-            format!("entry {i} is {}, not a finite score", thr[i].as_f64()),
-        ));
-    }
+    check_thresholds(thr)?;
     let nl = layout.n_langs();
     let n_tasks = n_rows.div_ceil(ROWS_PER_TASK);
     let parts: Vec<(Vec<u32>, Vec<u32>)> = (0..n_tasks)
