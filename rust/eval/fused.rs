@@ -655,14 +655,8 @@ impl PackedShard {
     /// Packs `candidates` (`n_c x dim`, row-major, grouped by language as `layout` says) into
     /// the panels of this CPU's fused kernel (`n_c` may be 0).
     pub fn new(candidates: &[f32], dim: usize, layout: Layout) -> CoreResult<PackedShard> {
-        let n_c = layout.n_candidates();
-        if dim == 0 {
-            return Err(CoreError::shape(
-                "candidate_embeddings",
-                "has dimension 0 (no columns)",
-            ));
-        }
-        check_embeddings(&[], candidates, dim, n_c)?;
+        rows_of("candidate_embeddings", candidates, dim)?;
+        check_candidates(candidates, dim, layout.n_candidates())?;
         let level = fused_level()?;
         PackedShard::at_level(level, candidates, dim, layout)
     }
@@ -705,17 +699,8 @@ impl PackedShard {
         thr: &[f32],
         k: usize,
     ) -> CoreResult<ShardCounts> {
-        let (dim, n_langs) = (self.dim, self.layout.n_langs());
-        if !queries.len().is_multiple_of(dim) {
-            return Err(CoreError::shape(
-                "query_embeddings",
-                format!(
-                    "has {} values, not a multiple of the candidates' dimension {dim}",
-                    queries.len()
-                ),
-            ));
-        }
-        let n_q = queries.len() / dim;
+        let n_langs = self.layout.n_langs();
+        let n_q = rows_of("query_embeddings", queries, self.dim)?;
         check_indptr("thr_indptr", thr_indptr, n_q, thr.len())?;
         check_thresholds(thr)?;
         if k == 0 {
@@ -858,8 +843,7 @@ pub fn scores_at(
             ),
         ));
     }
-    let level = fused_level()?;
-    let _ = level;
+    fused_level()?;
     #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     let mut out = try_vec("rows", &[rows.len()], 0f32)?;
     #[cfg(target_arch = "x86_64")]
@@ -906,21 +890,30 @@ fn check_embeddings(
     dim: usize,
     n_c: usize,
 ) -> CoreResult<usize> {
+    let n_q = rows_of("query_embeddings", queries, dim)?;
+    check_candidates(candidates, dim, n_c)?;
+    Ok(n_q)
+}
+
+/// The rows of the row-major matrix `values` of `dim` columns (`field` names it in errors).
+fn rows_of(field: &'static str, values: &[f32], dim: usize) -> CoreResult<usize> {
     if dim == 0 {
-        return Err(CoreError::shape(
-            "query_embeddings",
-            "has dimension 0 (no columns)",
-        ));
+        return Err(CoreError::shape(field, "has dimension 0 (no columns)"));
     }
-    if !queries.len().is_multiple_of(dim) {
+    if !values.len().is_multiple_of(dim) {
         return Err(CoreError::shape(
-            "query_embeddings",
+            field,
             format!(
                 "has {} values, not a multiple of the dimension {dim}",
-                queries.len()
+                values.len()
             ),
         ));
     }
+    Ok(values.len() / dim)
+}
+
+/// Checks that `candidates` holds `n_c x dim` values.
+fn check_candidates(candidates: &[f32], dim: usize, n_c: usize) -> CoreResult<()> {
     if candidates.len() != n_c.saturating_mul(dim) {
         return Err(CoreError::shape(
             "candidate_embeddings",
@@ -930,7 +923,7 @@ fn check_embeddings(
             ),
         ));
     }
-    Ok(queries.len() / dim)
+    Ok(())
 }
 
 /// [`run`] with the kernel of SIMD level `level`.
