@@ -318,12 +318,8 @@ def evaluate_sharded(
             "scores: embeddings with NaN or infinite values (or so large that their dot "
             "products overflow) on some rank: every score must be finite"
         )
-    # the fused backend's candidate panels, packed once (None: a rank without candidates)
-    panels = (
-        _core.FusedShard(c_np, np.clip(offsets, start, stop) - start)
-        if fused and stop > start
-        else None
-    )
+    # the fused backend's candidate panels, packed once (an empty shard counts nothing)
+    panels = _core.FusedShard(c_np, np.clip(offsets, start, stop) - start) if fused else None
     parts: list[dict[str, np.ndarray]] = []
     bias_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     starts: Any = range(0, nq, block_rows)
@@ -365,10 +361,7 @@ def evaluate_sharded(
                     for cs in range(0, n_local, col_block)
                 ]
             # 1. thresholds: taken by the rank that holds the candidate, shared in one all-reduce
-            ia, ib = int(indptr[a]), int(indptr[b])
-            cols = indices[ia:ib]
-            rows = np.repeat(np.arange(n), np.diff(indptr[a : b + 1]))
-            own = np.flatnonzero((cols >= start) & (cols < stop))
+            ia, ib, rows, cols, own = _relevant_pairs(indptr, indices, a, b, start, stop)
             thr = torch.zeros(ib - ia, dtype=q.dtype, device=dev)
             if own.size:
                 local = cols[own] - start
@@ -489,7 +482,7 @@ def _fused_step(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One step of the fused backend for questions ``a..b``: the thresholds (each scored by the
     rank that holds the candidate, one all-reduce), the rank's counts and largest scores in one
-    Rust pass over its shard (``panels``: its :class:`hybridrs._core.FusedShard`, or None),
+    Rust pass over its shard (``panels``: its :class:`hybridrs._core.FusedShard`),
     the counts summed (one all-reduce) and the ranks' largest scores merged (one all-gather)
     into the top-k cutoffs' per-language ``>=`` counts. Returns ``(thresholds, ge, gt, ge of
     the cutoffs)`` as :func:`hybridrs._core.metrics_from_counts` and
@@ -500,10 +493,7 @@ def _fused_step(
     _, size = world(group)
     start, stop = shard
     n = b - a
-    ia, ib = int(indptr[a]), int(indptr[b])
-    cols = indices[ia:ib]
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(indptr[a : b + 1]))
-    own = np.flatnonzero((cols >= start) & (cols < stop))
+    ia, ib, rows, cols, own = _relevant_pairs(indptr, indices, a, b, start, stop)
     thr = np.zeros(ib - ia, dtype=np.float32)
     if own.size:
         thr[own] = _core.fused_scores_at(q[a:b], c, rows[own], cols[own] - start)
@@ -512,25 +502,19 @@ def _fused_step(
         dist.all_reduce(t, group=group)
         thr = np.ascontiguousarray(t.cpu().numpy())
     ptr = np.ascontiguousarray(indptr[a : b + 1] - ia)
-    if panels is not None:
-        ge, gt, top, top_lang, ties = panels.counts(q[a:b], a, ptr, thr, kmax)
-    else:  # a rank without candidates: nothing counted, nothing listed
-        ge = gt = np.zeros((ib - ia) * n_l, dtype=np.uint32)
-        top = np.full(n * kmax, -np.inf, dtype=np.float32)
-        top_lang = np.zeros(n * kmax, dtype=np.uint32)
-        ties = np.zeros(n * n_l, dtype=np.uint32)
+    ge, gt, top, top_lang, ties = panels.counts(q[a:b], a, ptr, thr, kmax)
     counts = torch.from_numpy(np.concatenate([ge, gt]).astype(np.int64))
     listed = torch.from_numpy(
         np.concatenate([top_lang, ties]).astype(np.int64)
     )  # languages, then tie counts
     vals = torch.from_numpy(top)
     if size > 1:
-        counts = counts.to(comm)
+        counts, vals, listed = counts.to(comm), vals.to(comm), listed.to(comm)
         dist.all_reduce(counts, group=group)
-        gv = [torch.empty_like(vals.to(comm)) for _ in range(size)]
-        dist.all_gather(gv, vals.to(comm), group=group)
-        gl = [torch.empty_like(listed.to(comm)) for _ in range(size)]
-        dist.all_gather(gl, listed.to(comm), group=group)
+        gv = [torch.empty_like(vals) for _ in range(size)]
+        dist.all_gather(gv, vals, group=group)
+        gl = [torch.empty_like(listed) for _ in range(size)]
+        dist.all_gather(gl, listed, group=group)
         vals_all = np.stack([x.cpu().numpy() for x in gv]).reshape(size, n, kmax)
         lists = np.stack([x.cpu().numpy() for x in gl])
     else:
@@ -541,6 +525,19 @@ def _fused_step(
     both = counts.cpu().numpy().astype(np.uint32)
     m = len(ge)
     return thr, both[:m], both[m:], _cutoff_counts(vals_all, langs_all, ties_all, k_eff)
+
+
+def _relevant_pairs(
+    indptr: np.ndarray, indices: np.ndarray, a: int, b: int, start: int, stop: int
+) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
+    """The relevant pairs of questions ``a..b``: ``(ia, ib, rows, cols, own)`` with the pairs
+    ``indices[ia:ib]``, each pair's row within the block and candidate, and the positions of
+    the pairs whose candidate this rank holds (``start..stop``)."""
+    ia, ib = int(indptr[a]), int(indptr[b])
+    cols = indices[ia:ib]
+    rows = np.repeat(np.arange(b - a, dtype=np.int64), np.diff(indptr[a : b + 1]))
+    own = np.flatnonzero((cols >= start) & (cols < stop))
+    return ia, ib, rows, cols, own
 
 
 def _cutoff_counts(
