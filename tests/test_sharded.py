@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import hybridrs
-from hybridrs.evaluation import evaluate
+from hybridrs.evaluation import evaluate, sharded
 from hybridrs.evaluation.bias import bias_report
 from hybridrs.evaluation.sharded import evaluate_sharded, shard_range, sorted_relevance
 
@@ -19,8 +19,9 @@ torch = pytest.importorskip("torch")
 
 LANGS = ["ar", "de", "el"]
 COL_BLOCK = 256  # small blocks, so that 2 and 3 ranks hold uneven shards
-# the fused kernel where this CPU runs it (test_simd forces the other levels)
-BACKENDS = ["blocked"] + (["fused"] if hybridrs._core.fused_kernel() else [])
+# the fused kernel where this CPU runs it (test_simd forces the other levels); "torch": the
+# blocked backend's GPU code (torch.mm blocks, torch.topk), run on the CPU
+BACKENDS = ["blocked", "torch"] + (["fused"] if hybridrs._core.fused_kernel() else [])
 
 
 def _dataset() -> hybridrs.RetrievalSet:
@@ -49,16 +50,20 @@ def _flat(report, bias) -> dict[str, np.ndarray]:
 
 def _run(ds, q, c, rank: int, size: int, backend: str = "blocked"):
     a, b = shard_range(ds.n_candidates, rank, size, COL_BLOCK)
-    return evaluate_sharded(
-        ds,
-        q,
-        c[a:b],
-        recall_at=(1, 5, 10),
-        top_k=(1, 10),
-        block_rows=500,
-        col_block=COL_BLOCK,
-        backend=backend,
-    )
+    sharded._TORCH_BLOCKS_ON_CPU = backend == "torch"
+    try:
+        return evaluate_sharded(
+            ds,
+            q,
+            c[a:b],
+            recall_at=(1, 5, 10),
+            top_k=(1, 10),
+            block_rows=500,
+            col_block=COL_BLOCK,
+            backend="blocked" if backend == "torch" else backend,
+        )
+    finally:
+        sharded._TORCH_BLOCKS_ON_CPU = False
 
 
 def _worker(rank: int, size: int, rdv: str, out: str) -> None:

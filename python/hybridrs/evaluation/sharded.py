@@ -57,6 +57,10 @@ __all__ = [
 #: 256 x 384 x 16384 runs faster than one call over 200k columns); shards are whole blocks.
 COL_BLOCK = 16384
 
+# Tests set this to run the blocked backend's GPU code (torch.mm blocks, torch.topk, thresholds
+# indexed on the device) on the CPU, where CI can check it against the exact kernel.
+_TORCH_BLOCKS_ON_CPU = False
+
 
 def col_block_for(n_candidates: int) -> int:
     """The column block of a set of ``n_candidates``: a function of the set alone (so every
@@ -300,9 +304,11 @@ def evaluate_sharded(
         block_rows if block_rows is not None else (2048 if fused else 256), "block_rows", 1
     )
     q, c = q.to(dev), c.to(dev)
-    on_cpu = dev.type == "cpu"
-    q_np: Any = q.numpy() if on_cpu else None
-    c_np: Any = c.numpy() if on_cpu else None
+    # numpy blocks and Rust top-k on the CPU; torch's (the GPU code) elsewhere, or where a test
+    # asks for them on the CPU (_TORCH_BLOCKS_ON_CPU)
+    on_cpu = dev.type == "cpu" and not _TORCH_BLOCKS_ON_CPU
+    q_np: Any = q.numpy() if dev.type == "cpu" else None
+    c_np: Any = c.numpy() if dev.type == "cpu" else None
     np_dtype = np.float32 if q.dtype == torch.float32 else np.float64
     n_l = len(dataset.languages)
     offsets = np.asarray(dataset.lang_offsets, dtype=np.int64)
