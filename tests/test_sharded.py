@@ -3,6 +3,7 @@ single-process result bit for bit, and equal the full-matrix kernel where the sc
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -305,3 +306,24 @@ def test_fused_shard_functions_name_the_bad_field() -> None:
     for call, exc, field in cases:
         with pytest.raises(exc, match=field):
             call()
+
+
+@pytest.mark.parametrize("slots", [1, 2, 16])
+def test_torch_counts_equal_the_rust_kernel(slots: int) -> None:
+    """The GPU counting (torch, run here on the CPU) gives threshold_counts' counts, summed over
+    column blocks that cut languages anywhere, with ties and rows of 0 to 7 thresholds."""
+    rng = np.random.default_rng(11)
+    n, nc = 9, 70
+    scores = rng.integers(-4, 5, (n, nc)).astype(np.float32) / 2  # many exact ties
+    offsets = np.array([0, 13, 13, 40, 70], dtype=np.int64)  # an empty language too
+    per_row = rng.integers(0, 8, n)
+    indptr = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
+    thr = rng.integers(-5, 6, int(indptr[-1])).astype(np.float32) / 2
+    ge_ref, gt_ref = hybridrs._core.threshold_counts(scores, 0, offsets, indptr, thr)
+    cuts = [0, 10, 32, 33, 70]
+    blocks = [torch.from_numpy(scores[:, a:b].copy()) for a, b in itertools.pairwise(cuts)]
+    ge, gt = sharded._torch_counts(blocks, cuts[:-1], offsets, indptr, thr, slots=slots)
+    assert np.array_equal(ge.reshape(-1), ge_ref.astype(np.int64))
+    assert np.array_equal(gt.reshape(-1), gt_ref.astype(np.int64))
+    empty = sharded._torch_counts([], [], offsets, indptr, thr)
+    assert empty[0].shape == (len(thr), 4) and not empty[0].any() and not empty[1].any()

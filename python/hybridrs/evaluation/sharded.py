@@ -10,7 +10,8 @@ scores its own columns only (torch, on its device), and:
 2. the Rust kernel counts, over the rank's columns, how many candidates of each language score
    ``>=`` and ``>`` every threshold (:func:`hybridrs._core.threshold_counts`), plus the ``>=``
    counts of the k-th largest score of the row (from the ranks' local top k, all-gathered) for
-   the top-k language make-up;
+   the top-k language make-up (on a GPU, torch makes the same exact comparisons there, so the
+   score blocks never leave it);
 3. one all-reduce sums the counts: counts of disjoint shards add up to those of the whole row,
    so mAP, recall@k, mAP@k, rank distance and every bias figure follow exactly
    (:func:`hybridrs._core.metrics_from_counts`), with no rank ever holding the score matrix.
@@ -255,7 +256,8 @@ def evaluate_sharded(
             the same backend; the two compute scores by different summation orders, so their
             metrics can differ in the last bits of tied or near-tied scores.
         device: Torch device of the score blocks (default: the embeddings' device, or CUDA
-            under NCCL); counting always runs in Rust on the CPU.
+            under NCCL). On the CPU the Rust kernel counts them; on a GPU torch counts them
+            there (exact comparisons: the same counts), and only the counts leave the GPU.
         group: The process group (default: the default group).
         keep_per_query: Keep per-question values in the report.
         progress: A progress bar over question blocks on rank 0.
@@ -412,15 +414,17 @@ def evaluate_sharded(
             both_thr[rel_pos] = thr_np
             both_thr[top_pos] = top_thr
             # counts of the column blocks add up like those of the shards
-            ge = np.zeros((len(both_thr), n_l), dtype=np.int64)
-            gt = np.zeros_like(ge)
-            for j, x in enumerate(blocks):
-                cs = start + j * col_block
-                off = np.clip(offsets, cs, cs + x.shape[1]) - cs
-                x_np = np.ascontiguousarray(x.cpu().numpy())
-                g, t = _core.threshold_counts(x_np, a, off, both_ptr, both_thr)
-                ge += g.reshape(-1, n_l)
-                gt += t.reshape(-1, n_l)
+            col_starts = [start + j * col_block for j in range(len(blocks))]
+            if on_cpu:  # the Rust kernel
+                ge = np.zeros((len(both_thr), n_l), dtype=np.int64)
+                gt = np.zeros_like(ge)
+                for x, cs in zip(blocks, col_starts, strict=True):
+                    off = np.clip(offsets, cs, cs + x.shape[1]) - cs
+                    g, t = _core.threshold_counts(x.numpy(), a, off, both_ptr, both_thr)
+                    ge += g.reshape(-1, n_l)
+                    gt += t.reshape(-1, n_l)
+            else:  # on the blocks' device: only the counts leave it
+                ge, gt = _torch_counts(blocks, col_starts, offsets, both_ptr, both_thr)
             ge_r, gt_r = ge[rel_pos].reshape(-1), gt[rel_pos].reshape(-1)
             ge_t = ge[top_pos].reshape(-1)
             del blocks
@@ -531,6 +535,54 @@ def _fused_step(
     both = counts.cpu().numpy().astype(np.uint32)
     m = len(ge)
     return thr, both[:m], both[m:], _cutoff_counts(vals_all, langs_all, ties_all, k_eff)
+
+
+def _torch_counts(
+    blocks: list[Any],
+    col_starts: list[int],
+    offsets: np.ndarray,
+    thr_indptr: np.ndarray,
+    thresholds: np.ndarray,
+    slots: int = 16,
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`hybridrs._core.threshold_counts` gives summed over the column ``blocks``
+    (torch tensors of one block of rows, block ``j`` starting at candidate ``col_starts[j]``),
+    counted by torch on the blocks' device (a GPU: the score blocks never leave it). Row ``i``'s
+    thresholds are ``thresholds[thr_indptr[i]:thr_indptr[i + 1]]``; returns ``(ge, gt)``, each
+    ``(len(thresholds), n_languages)`` int64: per threshold and language, how many scores are
+    ``>=`` / ``>`` it. The comparisons are exact, so the counts equal the Rust kernel's on the
+    same scores. ``slots`` thresholds of every row are compared at a time."""
+    import torch
+
+    n_l = len(offsets) - 1
+    if not blocks:  # a rank without candidates counts nothing
+        zeros = np.zeros((len(thresholds), n_l), dtype=np.int64)
+        return zeros, zeros.copy()
+    dev, dtype = blocks[0].device, blocks[0].dtype
+    n = len(thr_indptr) - 1
+    per_row = np.diff(thr_indptr)
+    width = int(per_row.max(initial=0))
+    row = torch.from_numpy(np.repeat(np.arange(n, dtype=np.int64), per_row)).to(dev)
+    slot = torch.from_numpy(
+        np.arange(len(thresholds), dtype=np.int64) - np.repeat(thr_indptr[:-1], per_row)
+    ).to(dev)
+    # every row's thresholds in one padded matrix; +inf pads (no finite score reaches it)
+    dense = torch.full((n, width), torch.inf, dtype=dtype, device=dev)
+    dense[row, slot] = torch.from_numpy(thresholds).to(device=dev, dtype=dtype)
+    ge = torch.zeros((n, width, n_l), dtype=torch.int64, device=dev)
+    gt = torch.zeros_like(ge)
+    for x, cs in zip(blocks, col_starts, strict=True):
+        cuts = np.clip(offsets - cs, 0, x.shape[1])
+        for lang in range(n_l):
+            lo, hi = int(cuts[lang]), int(cuts[lang + 1])
+            if hi <= lo:
+                continue
+            seg = x[:, None, lo:hi]
+            for s0 in range(0, width, slots):
+                t = dense[:, s0 : s0 + slots, None]
+                ge[:, s0 : s0 + slots, lang] += (seg >= t).sum(dim=2)
+                gt[:, s0 : s0 + slots, lang] += (seg > t).sum(dim=2)
+    return ge[row, slot].cpu().numpy(), gt[row, slot].cpu().numpy()
 
 
 def _relevant_pairs(
