@@ -9,6 +9,7 @@ DATA   ?= ../shared/data
 EXPERIMENT_DIR ?= experiment-out
 
 .PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare \
+	gpu-pack \
 	compare-techniques compare-techniques-reverse
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
@@ -111,6 +112,16 @@ fuzz: setup
 
 bench: setup
 	$(PY) benches/bench_eval.py
+
+## What the GPU checks (benches/gpu_checks.sh, on the device machine) need beside the working
+## tree: the default encoder's configuration and tokenizer (no weights) in .gpu/e5, and a link
+## to the data, through which the device tool carries the few files the checks read.
+gpu-pack: setup
+	rm -rf .gpu && mkdir -p .gpu
+	cp -r "$$($(PY) -c 'from hybridrs.models import default_model_dir; print(default_model_dir())')" .gpu/e5
+	rm -f .gpu/e5/model.safetensors
+	ln -s "$(abspath $(DATA))" .gpu/data
+	@echo "gpu-pack: done; the run's carry list and command are at the top of benches/gpu_checks.sh"
 
 ## A release wheel, installed and smoke-tested in a fresh virtual environment.
 wheel: setup

@@ -15,6 +15,12 @@ for bit.
 
     python benches/bench_scale.py                        # 1M x 10k (a few minutes on 2 cores)
     python benches/bench_scale.py --n_candidates 200000 --n_queries 2000   # quick
+    python benches/bench_scale.py --device cuda --procs 1 --backends fused  # a GPU, then the CPU
+
+With ``--device cuda`` it first times, on the GPU, the bare matmul (torch, blocks of
+``--gpu_rows`` queries against all candidates) and :func:`evaluate_sharded` scoring and
+counting there (blocked backend, one process), with the GPU's peak memory; ``--procs ''``
+skips the CPU runs.
 """
 
 from __future__ import annotations
@@ -137,6 +143,10 @@ def main() -> None:
     p.add_argument("--fused_rows", type=int, default=2048, help="questions a fused step")
     p.add_argument("--procs", default="1,2", help="process counts to run (default: 1,2)")
     p.add_argument(
+        "--device", default=None, help="'cuda': the GPU runs first (see above; 'cpu' checks it)"
+    )
+    p.add_argument("--gpu_rows", type=int, default=1024, help="questions a GPU step")
+    p.add_argument(
         "--backends",
         default="blocked,fused",
         help="evaluate_sharded backends to run (default: both; fused where the CPU runs it)",
@@ -161,6 +171,11 @@ def main() -> None:
         f"{nc:,} candidates x {nq:,} queries, d = {args.dim}, {args.langs} languages; the full "
         f"float32 score matrix would take {full_gib:.1f} GiB"
     )
+    if args.device is not None:
+        _gpu(args, syn, full_gib)
+    procs = [int(x) for x in args.procs.split(",") if x.strip()]
+    if not procs:
+        return
     # the bare matmul: the same blocks of queries against all candidates, nothing else; numpy's
     # BLAS and torch's, the faster one is the baseline
     qn, cn = syn.queries(), syn.candidates(0, nc)
@@ -184,7 +199,7 @@ def main() -> None:
     )
     results: dict[tuple[str, int], dict[str, np.ndarray]] = {}
     for backend in backends:
-        for size in [int(x) for x in args.procs.split(",")]:
+        for size in procs:
             _run(args, backend, size, t_mm, results)
     if len(backends) == 2 and all((b, 1) in results for b in backends):
         a, b = (results[(x, 1)] for x in backends)
@@ -193,6 +208,68 @@ def main() -> None:
             f"{backends[0]} and {backends[1]} (1 process) equal bit for bit: {eq} (their scores "
             "are summed in different orders; near-ties may rank differently)"
         )
+
+
+def _gpu(args: argparse.Namespace, syn: Synthetic, full_gib: float) -> None:
+    """The bare matmul and exact evaluation on ``args.device`` (one process), timed."""
+    import torch
+
+    from hybridrs.evaluation import sharded
+    from hybridrs.evaluation.sharded import evaluate_sharded
+
+    dev = torch.device(args.device)
+    cuda = dev.type == "cuda"
+    sharded._TORCH_BLOCKS_ON_CPU = not cuda  # a dry run runs the GPU code (torch) on the CPU
+    name = torch.cuda.get_device_name(dev) if cuda else f"{dev} (no GPU: a dry run of this part)"
+    print(f"GPU: {name}; TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    q = torch.from_numpy(syn.queries()).to(dev)
+    c = torch.from_numpy(syn.candidates(0, syn.nc)).to(dev)
+    rows = args.gpu_rows
+    buf = torch.empty((rows, syn.nc), dtype=torch.float32, device=dev)
+
+    def bare(out: Any) -> float:
+        sync()
+        t0 = time.perf_counter()
+        for a in range(0, len(q), rows):
+            b = min(a + rows, len(q))
+            torch.mm(q[a:b], c.T, out=out[: b - a])
+        sync()
+        return time.perf_counter() - t0
+
+    bare(buf)  # warm-up
+    t_mm = min(bare(buf) for _ in range(3))
+    del buf
+    ds = syn.dataset()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(dev)
+    times, report = [], None
+    for _ in range(2):  # the first run includes warm-up
+        sync()
+        t0 = time.perf_counter()
+        report, _ = evaluate_sharded(ds, q, c, block_rows=rows, backend="blocked", device=dev)
+        sync()
+        times.append(time.perf_counter() - t0)
+    sharded._TORCH_BLOCKS_ON_CPU = False
+    assert report is not None
+    s = report.summary()
+    peak = torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else float("nan")
+    print(f"GPU bare matmul, blocks of {rows} queries x all candidates: {t_mm:.3f} s (best of 3)")
+    print(
+        f"GPU exact evaluation (blocked, scored and counted on the GPU, 1 process): "
+        f"{min(times):.3f} s = {min(times) / t_mm:.2f}x the bare matmul (runs: "
+        f"{', '.join(f'{t:.3f}' for t in times)} s); GPU peak memory {peak:.2f} GiB (embeddings "
+        f"{(q.numel() + c.numel()) * 4 / 2**30:.2f} GiB; full score matrix {full_gib:.1f} GiB); "
+        f"peak RSS {peak_rss_gib():.2f} GiB"
+    )
+    print(
+        f"GPU: mono {s['mono']:.4f} cross {s['cross']:.4f} multi {s['multi']:.4f} rank distance "
+        f"{s['rank_distance']:.1f}"
+    )
 
 
 def _run(

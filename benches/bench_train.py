@@ -10,6 +10,7 @@ turn runs ``--warmup`` untimed steps, then ``--steps`` timed ones; the best turn
 
     python benches/bench_train.py                      # CPU
     python benches/bench_train.py --device cuda        # a GPU, where there is one
+    bash benches/gpu_checks.sh                         # on the device machine (see there)
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ def _device_name(device: str) -> str:
     return f"{cpu_info()}, torch {torch.get_num_threads()} threads"
 
 
-def _pairs(n: int) -> list[tuple[str, str]]:
+DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mlqa-r"
+
+
+def _pairs(n: int, root: Path = DATA) -> list[tuple[str, str]]:
     import hybridrs
 
-    root = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "mlqa-r"
     ds = hybridrs.load_lareqa(root, languages=["en", "de", "es"])
     return [(q.text, ds.candidates[q.answer].text) for q in ds.questions[:n] if q.answer >= 0]
 
@@ -47,7 +50,7 @@ def _freeze_words(model: Any) -> None:
 
 
 def hybridrs_step(
-    device: str, max_length: int
+    device: str, max_length: int, model: str = "default"
 ) -> tuple[Callable[[list[tuple[str, str]]], float], Any]:
     import torch
 
@@ -55,7 +58,7 @@ def hybridrs_step(
     from hybridrs.train.loss import info_nce
 
     enc = load_encoder(
-        "default", query_prefix="query: ", passage_prefix="passage: ", max_length=max_length,
+        model, query_prefix="query: ", passage_prefix="passage: ", max_length=max_length,
         device=device,
     )  # fmt: skip
     enc.model.train()
@@ -81,7 +84,13 @@ def st_step(
 ) -> Callable[[list[tuple[str, str]]], float]:
     import torch
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
+
+    try:  # its newer home (sentence-transformers 6.3 warns about the old one)
+        from sentence_transformers.sentence_transformer.losses import (
+            MultipleNegativesRankingLoss,
+        )
+    except ImportError:
+        from sentence_transformers.losses import MultipleNegativesRankingLoss
 
     model = SentenceTransformer(model_dir, device=device)
     model.max_seq_length = max_length
@@ -113,21 +122,28 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=6)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument(
+        "--model",
+        default="default",
+        help="'default' (multilingual-e5-small) or a local model directory (gpu_checks.sh: the "
+        "same architecture with random weights, where the default's packages cannot travel)",
+    )
+    p.add_argument("--data", type=Path, default=DATA, help="MLQA-R (its en, de and es files)")
     args = p.parse_args()
     import sentence_transformers
     import torch
 
-    pairs = _pairs(args.batch * (args.steps + args.warmup))
+    pairs = _pairs(args.batch * (args.steps + args.warmup), args.data)
     batches = [pairs[i : i + args.batch] for i in range(0, len(pairs), args.batch)]
     print(
         f"device: {_device_name(args.device)}; torch {torch.__version__}, "
         f"sentence-transformers {sentence_transformers.__version__}"
     )
     print(
-        f"multilingual-e5-small, batch {args.batch} pairs, max length {args.max_length}, "
+        f"model {args.model!r}, batch {args.batch} pairs, max length {args.max_length}, "
         f"{args.steps} timed steps after {args.warmup} untimed, best of {args.rounds} turns"
     )
-    ours, enc = hybridrs_step(args.device, args.max_length)
+    ours, enc = hybridrs_step(args.device, args.max_length, args.model)
     with tempfile.TemporaryDirectory() as tmp:
         enc.save(tmp)  # the same starting weights for sentence-transformers
         theirs = st_step(tmp, args.device, args.max_length)
