@@ -9,7 +9,7 @@ DATA   ?= ../shared/data
 EXPERIMENT_DIR ?= experiment-out
 
 .PHONY: setup run eval-baselines tune test test-rust test-python lint fmt bench wheel clean fuzz compare \
-	gpu-pack \
+	gpu-pack bench-cpu-family \
 	compare-techniques compare-techniques-reverse
 
 $(VENV)/.stamp: pyproject.toml Cargo.toml
@@ -112,6 +112,15 @@ fuzz: setup
 
 bench: setup
 	$(PY) benches/bench_eval.py
+
+## Issue 13's figures for another CPU family (run on the AMD EPYC kind, AVX2 only): the counting
+## pass against a read pass, the embeddings path against a bare BLAS matmul, and the sharded
+## scale benchmark; each prints the CPU model and the SIMD level it ran. Half an hour on 2 cores.
+bench-cpu-family: setup
+	$(PY) benches/bench_eval.py --counting-only --repeat 7
+	$(PY) benches/bench_eval.py --counting-only --repeat 7
+	$(PY) benches/bench_eval.py --embeddings-only --repeat 3
+	$(PY) benches/bench_scale.py
 
 ## What the GPU checks (benches/gpu_checks.sh, on the device machine) need beside the working
 ## tree: the default encoder's configuration and tokenizer (no weights) in .gpu/e5, and a link
