@@ -180,18 +180,9 @@ def main() -> None:
     # BLAS and torch's, the faster one is the baseline
     qn, cn = syn.queries(), syn.candidates(0, nc)
     buf = np.empty((args.block_rows, nc), dtype=np.float32)
-    t0 = time.perf_counter()
-    for a in range(0, nq, args.block_rows):
-        b = min(a + args.block_rows, nq)
-        np.matmul(qn[a:b], cn.T, out=buf[: b - a])
-    t_np = time.perf_counter() - t0
-    q, c, tbuf = torch.from_numpy(qn), torch.from_numpy(cn), torch.from_numpy(buf)
-    t0 = time.perf_counter()
-    for a in range(0, nq, args.block_rows):
-        b = min(a + args.block_rows, nq)
-        torch.mm(q[a:b], c.T, out=tbuf[: b - a])
-    t_torch = time.perf_counter() - t0
-    del c, cn, buf, tbuf, q
+    t_np = _bare_matmul(np.matmul, qn, cn.T, buf)
+    t_torch = _bare_matmul(torch.mm, *(torch.from_numpy(x) for x in (qn, cn.T, buf)))
+    del cn, buf
     t_mm = min(t_np, t_torch)
     print(
         f"bare matmul, blocks of {args.block_rows} queries x all candidates: numpy {t_np:.1f} s, "
@@ -210,6 +201,21 @@ def main() -> None:
         )
 
 
+def _bare_matmul(mm: Any, q: Any, ct: Any, out: Any, sync: Any = None) -> float:
+    """Seconds for ``mm(q[a:b], ct, out=...)`` over blocks of ``len(out)`` queries: the scores
+    and nothing else. ``sync`` (a GPU's) is called before the clock starts and stops."""
+    rows = len(out)
+    if sync is not None:
+        sync()
+    t0 = time.perf_counter()
+    for a in range(0, len(q), rows):
+        b = min(a + rows, len(q))
+        mm(q[a:b], ct, out=out[: b - a])
+    if sync is not None:
+        sync()
+    return time.perf_counter() - t0
+
+
 def _gpu(args: argparse.Namespace, syn: Synthetic, full_gib: float) -> None:
     """The bare matmul and exact evaluation on ``args.device`` (one process), timed."""
     import torch
@@ -219,7 +225,6 @@ def _gpu(args: argparse.Namespace, syn: Synthetic, full_gib: float) -> None:
 
     dev = torch.device(args.device)
     cuda = dev.type == "cuda"
-    sharded._TORCH_BLOCKS_ON_CPU = not cuda  # a dry run runs the GPU code (torch) on the CPU
     name = torch.cuda.get_device_name(dev) if cuda else f"{dev} (no GPU: a dry run of this part)"
     print(f"GPU: {name}; TF32 matmul: {torch.backends.cuda.matmul.allow_tf32}")
 
@@ -231,30 +236,21 @@ def _gpu(args: argparse.Namespace, syn: Synthetic, full_gib: float) -> None:
     c = torch.from_numpy(syn.candidates(0, syn.nc)).to(dev)
     rows = args.gpu_rows
     buf = torch.empty((rows, syn.nc), dtype=torch.float32, device=dev)
-
-    def bare(out: Any) -> float:
-        sync()
-        t0 = time.perf_counter()
-        for a in range(0, len(q), rows):
-            b = min(a + rows, len(q))
-            torch.mm(q[a:b], c.T, out=out[: b - a])
-        sync()
-        return time.perf_counter() - t0
-
-    bare(buf)  # warm-up
-    t_mm = min(bare(buf) for _ in range(3))
+    _bare_matmul(torch.mm, q, c.T, buf, sync)  # warm-up
+    t_mm = min(_bare_matmul(torch.mm, q, c.T, buf, sync) for _ in range(3))
     del buf
     ds = syn.dataset()
     if cuda:
         torch.cuda.reset_peak_memory_stats(dev)
     times, report = [], None
-    for _ in range(2):  # the first run includes warm-up
-        sync()
-        t0 = time.perf_counter()
-        report, _ = evaluate_sharded(ds, q, c, block_rows=rows, backend="blocked", device=dev)
-        sync()
-        times.append(time.perf_counter() - t0)
-    sharded._TORCH_BLOCKS_ON_CPU = False
+    # a dry run (no GPU) runs the GPU code (torch) on the CPU
+    with sharded._torch_blocks_on_cpu(not cuda):
+        for _ in range(2):  # the first run includes warm-up
+            sync()
+            t0 = time.perf_counter()
+            report, _ = evaluate_sharded(ds, q, c, block_rows=rows, backend="blocked", device=dev)
+            sync()
+            times.append(time.perf_counter() - t0)
     assert report is not None
     s = report.summary()
     peak = torch.cuda.max_memory_allocated(dev) / 2**30 if cuda else float("nan")

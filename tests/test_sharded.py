@@ -51,8 +51,7 @@ def _flat(report, bias) -> dict[str, np.ndarray]:
 
 def _run(ds, q, c, rank: int, size: int, backend: str = "blocked"):
     a, b = shard_range(ds.n_candidates, rank, size, COL_BLOCK)
-    sharded._TORCH_BLOCKS_ON_CPU = backend == "torch"
-    try:
+    with sharded._torch_blocks_on_cpu(backend == "torch"):
         return evaluate_sharded(
             ds,
             q,
@@ -63,8 +62,6 @@ def _run(ds, q, c, rank: int, size: int, backend: str = "blocked"):
             col_block=COL_BLOCK,
             backend="blocked" if backend == "torch" else backend,
         )
-    finally:
-        sharded._TORCH_BLOCKS_ON_CPU = False
 
 
 def _worker(rank: int, size: int, rdv: str, out: str) -> None:

@@ -31,7 +31,8 @@ top-k cutoffs and their exact per-language counts (a cutoff is never below a ran
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -58,9 +59,21 @@ __all__ = [
 #: 256 x 384 x 16384 runs faster than one call over 200k columns); shards are whole blocks.
 COL_BLOCK = 16384
 
-# Tests set this to run the blocked backend's GPU code (torch.mm blocks, torch.topk, thresholds
-# indexed on the device) on the CPU, where CI can check it against the exact kernel.
+# Set by _torch_blocks_on_cpu: the blocked backend's GPU code on the CPU.
 _TORCH_BLOCKS_ON_CPU = False
+
+
+@contextmanager
+def _torch_blocks_on_cpu(on: bool = True) -> Iterator[None]:
+    """Within it, the blocked backend runs its GPU code (torch.mm blocks, torch.topk,
+    thresholds indexed on the device, :func:`_torch_counts`) on the CPU too, where tests and
+    dry runs check it against the exact kernel."""
+    global _TORCH_BLOCKS_ON_CPU
+    before, _TORCH_BLOCKS_ON_CPU = _TORCH_BLOCKS_ON_CPU, on
+    try:
+        yield
+    finally:
+        _TORCH_BLOCKS_ON_CPU = before
 
 
 def col_block_for(n_candidates: int) -> int:
